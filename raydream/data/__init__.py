@@ -1,0 +1,1 @@
+"""Data layer: DREAM-file ingestion, splits, encoders. No Ray imports here."""

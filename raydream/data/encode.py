@@ -1,0 +1,70 @@
+"""Sequence encoders: plain numpy/torch functions, vectorised over a batch.
+
+Channel order is A, C, G, T everywhere, so the complement of channel c is channel 3 - c and
+the reverse complement of a one-hot tensor is a flip of both the channel and position axes.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+_ONE_HOT_TABLE = np.zeros((256, 4), dtype=np.float32)
+for _i, _base in enumerate(b"ACGT"):
+    _ONE_HOT_TABLE[_base, _i] = 1.0
+    _ONE_HOT_TABLE[_base + 32, _i] = 1.0  # lower case
+_ONE_HOT_TABLE[ord("N")] = _ONE_HOT_TABLE[ord("n")] = 0.25
+
+
+def to_byte_matrix(seqs: Sequence[str] | np.ndarray, length: int, align: str = "left") -> np.ndarray:
+    """Fixed-width (N, length) uint8 matrix of ASCII codes; 0 marks padding.
+
+    Sequences longer than `length` are trimmed and shorter ones zero-padded, on the right
+    (`align="left"`) or on the left (`align="right"`, which keeps the 3' ends in register).
+    """
+    if align not in ("left", "right"):
+        raise ValueError(f"align must be 'left' or 'right', got {align!r}")
+    arr = np.asarray(seqs)
+    if arr.dtype.kind == "U" or arr.dtype == object:
+        arr = np.char.encode(arr.astype(str), "ascii")
+    if align == "left":
+        fixed = arr.astype(f"S{length}")  # numpy trims/pads bytes strings on the right
+        return np.frombuffer(fixed.tobytes(), dtype=np.uint8).reshape(len(arr), length)
+    lengths = np.char.str_len(arr)
+    width = max(int(lengths.max(initial=0)), length)
+    wide = np.frombuffer(arr.astype(f"S{width}").tobytes(), dtype=np.uint8).reshape(len(arr), width)
+    # Shift each row right by (width - len) so sequences end at the last column.
+    cols = np.arange(width)[None, :] - (width - lengths)[:, None]
+    right = np.where(cols >= 0, np.take_along_axis(wide, np.clip(cols, 0, None), axis=1), 0)
+    return right[:, width - length :].astype(np.uint8)
+
+
+def one_hot(seqs: Sequence[str] | np.ndarray, length: int, align: str = "left") -> np.ndarray:
+    """One-hot encode DNA strings.
+
+    Args:
+        seqs: N strings over A/C/G/T/N (either case).
+        length: output length L; longer sequences are trimmed, shorter ones zero-padded.
+        align: "left" pads/trims on the right, "right" on the left.
+    Returns:
+        float32 array (N, 4, L), channels A, C, G, T; N is 0.25 in each channel, padding and
+        any other character all zeros.
+    """
+    codes = to_byte_matrix(seqs, length, align)
+    return np.ascontiguousarray(_ONE_HOT_TABLE[codes].transpose(0, 2, 1))  # (N, L, 4) -> (N, 4, L)
+
+
+def reverse_complement(x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """Reverse complement of one-hot input (..., 4, L): flip channels and positions."""
+    if isinstance(x, torch.Tensor):
+        return x.flip(dims=(-2, -1))
+    return np.ascontiguousarray(x[..., ::-1, ::-1])
+
+
+def random_reverse_complement(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Replace each sequence of a (B, 4, L) batch by its reverse complement with probability 1/2."""
+    flip = torch.rand(x.shape[0], generator=generator, device="cpu") < 0.5
+    flip = flip.to(x.device)[:, None, None]
+    return torch.where(flip, reverse_complement(x), x)

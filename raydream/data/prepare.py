@@ -1,0 +1,298 @@
+"""Ingest a DREAM text file into validated, split Parquet shards with a manifest.
+
+Layout of a prepared dataset directory::
+
+    manifest.json
+    train/part-00000.parquet ...
+    val/part-00000.parquet ...
+    test/part-00000.parquet ...
+
+Every split has at least one shard (possibly empty) so readers never meet a missing split.
+The directory is built under a temporary name beside the target and renamed into place, so
+an interrupted or failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from raydream import __version__
+from raydream.data.dream import DreamReader, RowRules, file_sha256
+from raydream.data.splits import SPLITS, SplitFractions, assign_splits
+from raydream.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+SHARD_SCHEMA = pa.schema([("sequence", pa.string()), ("expression", pa.float64())])
+QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """How a DREAM file becomes shards.
+
+    rules: sequence-length bounds for valid rows.
+    fractions: validation and test fractions (by sequence hash).
+    split_seed: reshuffles which sequences land in which split.
+    rows_per_shard: rows per Parquet file; smaller shards give Ray Data more read parallelism.
+    skip_invalid: drop and count bad rows instead of stopping at the first.
+    """
+
+    rules: RowRules = field(default_factory=RowRules)
+    fractions: SplitFractions = field(default_factory=SplitFractions)
+    split_seed: int = 0
+    rows_per_shard: int = 500_000
+    skip_invalid: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rows_per_shard < 1:
+            raise DataError(f"rows_per_shard must be >= 1, got {self.rows_per_shard}")
+
+
+class _ShardWriter:
+    """Writes one split's rows into zstd Parquet files of at most `rows_per_shard` rows."""
+
+    def __init__(self, root: Path, split: str, rows_per_shard: int):
+        self.dir = root / split
+        self.dir.mkdir(parents=True)
+        self.split = split
+        self.rows_per_shard = rows_per_shard
+        self.files: list[str] = []
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._in_current = 0
+
+    def _open_next(self) -> None:
+        self.close()
+        name = f"part-{len(self.files):05d}.parquet"
+        self.files.append(f"{self.split}/{name}")
+        self._writer = pq.ParquetWriter(self.dir / name, SHARD_SCHEMA, compression="zstd")
+        self._in_current = 0
+
+    def write(self, table: pa.Table) -> None:
+        start = 0
+        while start < table.num_rows:
+            if self._writer is None or self._in_current >= self.rows_per_shard:
+                self._open_next()
+            take = min(self.rows_per_shard - self._in_current, table.num_rows - start)
+            self._writer.write_table(table.slice(start, take))
+            self._in_current += take
+            self.rows += take
+            start += take
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def finish(self) -> None:
+        if not self.files:  # keep every split readable, even when empty
+            self._open_next()
+        self.close()
+
+
+def _summarise(lengths: np.ndarray, values: np.ndarray) -> tuple[dict, dict]:
+    counts = np.bincount(lengths) if len(lengths) else np.zeros(0, dtype=np.int64)
+    histogram = {str(n): int(c) for n, c in enumerate(counts) if c}
+    if len(values) == 0:
+        return histogram, {}
+    quantiles = np.quantile(values, QUANTILES)
+    expression = {
+        "quantiles": {str(q): float(v) for q, v in zip(QUANTILES, quantiles)},
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "whole_number_fraction": float(np.mean(values == np.floor(values))),
+    }
+    return histogram, expression
+
+
+def _temporary_sibling(target: Path) -> Path:
+    return target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+
+
+def prepare_dataset(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    options: PrepareOptions = PrepareOptions(),
+    overwrite: bool = False,
+) -> dict:
+    """Validate, split and shard a DREAM file into `out`; return the manifest.
+
+    Raises:
+        DataError: bad input (naming file and line), or `out` exists and not `overwrite`.
+    """
+    source, out = Path(source), Path(out)
+    if out.exists() and not overwrite:
+        raise DataError(f"{out}: output directory already exists (use --overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(out)
+    tmp.mkdir()
+    try:
+        manifest = _write_shards(source, tmp, options)
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_shards(source: Path, root: Path, options: PrepareOptions) -> dict:
+    reader = DreamReader(source, options.rules, skip_invalid=options.skip_invalid)
+    writers = [_ShardWriter(root, split, options.rows_per_shard) for split in SPLITS]
+    lengths, values = [], []
+    try:
+        for table in reader:
+            if table.num_rows == 0:
+                continue
+            split = assign_splits(table.column("sequence").combine_chunks(), options.fractions, options.split_seed)
+            for index, writer in enumerate(writers):
+                mask = split == index
+                if mask.any():
+                    writer.write(table.filter(pa.array(mask)))
+            lengths.append(pc.binary_length(table.column("sequence")).to_numpy().astype(np.int32))
+            values.append(table.column("expression").to_numpy())
+    finally:
+        for writer in writers:
+            writer.finish()
+    valid, skipped = sum(w.rows for w in writers), reader.skipped
+    if valid == 0:
+        raise DataError(f"{source}: no valid rows ({skipped} skipped as invalid)")
+    histogram, expression = _summarise(
+        np.concatenate(lengths) if lengths else np.zeros(0, np.int32),
+        np.concatenate(values) if values else np.zeros(0),
+    )
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "created_by": f"raydream {__version__}",
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": {
+            "path": str(source.resolve()),
+            "sha256": reader.sha256,
+            "bytes": source.stat().st_size,
+        },
+        "options": {
+            **asdict(options.rules),
+            "val_fraction": options.fractions.val,
+            "test_fraction": options.fractions.test,
+            "split_seed": options.split_seed,
+            "rows_per_shard": options.rows_per_shard,
+            "skip_invalid": options.skip_invalid,
+        },
+        "rows": {
+            "read": valid + skipped,
+            "valid": valid,
+            "skipped": skipped,
+            **{w.split: w.rows for w in writers},
+        },
+        "shards": {w.split: w.files for w in writers},
+        "columns": {f.name: str(f.type) for f in SHARD_SCHEMA},
+        "length_histogram": histogram,
+        "expression": expression,
+    }
+    with open(root / MANIFEST, "w") as fh:
+        json.dump(manifest, fh, indent=2)
+    return manifest
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = _temporary_sibling(out)
+        os.rename(out, old)
+    os.rename(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_manifest(root: str | os.PathLike) -> dict:
+    """Read and check a prepared dataset's manifest; every listed shard must exist.
+
+    Raises:
+        DataError: naming the directory or file and what is missing or wrong.
+    """
+    root = Path(root)
+    path = root / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{root}: not a prepared dataset (no {MANIFEST}); run `python -m raydream.prepare` first")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from None
+    version = manifest.get("schema_version") if isinstance(manifest, dict) else None
+    if version != SCHEMA_VERSION:
+        raise DataError(f"{path}: schema_version {version!r}, this raydream reads version {SCHEMA_VERSION}")
+    for key in ("rows", "shards", "source"):
+        if key not in manifest:
+            raise DataError(f"{path}: missing key {key!r}")
+    for split in SPLITS:
+        files = manifest["shards"].get(split)
+        if not files:
+            raise DataError(f"{path}: no shards listed for split {split!r}")
+        for name in files:
+            if not (root / name).is_file():
+                raise DataError(f"{root / name}: shard listed in {MANIFEST} is missing")
+    return manifest
+
+
+def split_files(root: str | os.PathLike, split: str) -> list[str]:
+    """Absolute paths of one split's shards in a prepared dataset."""
+    root = Path(root)
+    manifest = load_manifest(root)
+    return [str((root / name).resolve()) for name in manifest["shards"][split]]
+
+
+def default_data_file() -> Path:
+    """The embedded 6,370-row DREAM 2022 sample (de Boer lab, MIT licence)."""
+    return Path(str(resources.files("raydream.data") / "default" / "dream_sample_train.txt.gz"))
+
+
+def cache_root() -> Path:
+    """Where prepared copies of data files are kept: $RAYDREAM_CACHE or ~/.cache/raydream."""
+    if env := os.environ.get("RAYDREAM_CACHE"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "raydream"
+
+
+def resolve_dataset(data: str | os.PathLike | None, cache_dir: Path | None = None) -> Path:
+    """Turn a `--data` argument into a prepared dataset directory.
+
+    None means the embedded sample; a directory must hold a prepared dataset; a file is
+    prepared with default options into `cache_dir/datasets/<sha256 prefix>` once, then reused.
+    """
+    source = default_data_file() if data is None else Path(data)
+    if source.is_dir():
+        load_manifest(source)
+        return source
+    if not source.exists():
+        raise DataError(f"{source}: no such file or directory")
+    digest = file_sha256(source)
+    target = (cache_dir or cache_root()) / "datasets" / digest[:16]
+    try:
+        if load_manifest(target)["source"].get("sha256") == digest:
+            return target
+    except DataError:
+        pass
+    log.info("preparing %s into %s", source, target)
+    try:
+        prepare_dataset(source, target, overwrite=target.exists())
+    except OSError:
+        # Another process may have prepared the same file concurrently; accept its result.
+        if load_manifest(target)["source"].get("sha256") != digest:
+            raise
+    return target

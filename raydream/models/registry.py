@@ -1,0 +1,65 @@
+"""Model registry: `@register_model(name, config_cls)`, `create_model`, `list_models`.
+
+Every model maps a one-hot batch (B, C_in, L) to one prediction per sequence (B,), and is
+built from one config dataclass whose fields are what a search space may set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from torch import nn
+
+from raydream.config import from_dict
+from raydream.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class _Entry:
+    builder: Callable[[Any], nn.Module]
+    config_cls: type
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_model(name: str, config_cls: type) -> Callable:
+    """Class or function decorator registering a model builder under `name`."""
+
+    def decorate(builder):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = _Entry(builder, config_cls)
+        return builder
+
+    return decorate
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    return sorted(_REGISTRY)
+
+
+def _entry(name: str) -> _Entry:
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+    return _REGISTRY[name]
+
+
+def model_config_class(name: str) -> type:
+    """The config dataclass of model `name`."""
+    return _entry(name).config_cls
+
+
+def model_config(name: str, values: Mapping[str, Any] | None = None, where: str = "model") -> Any:
+    """The typed config of model `name` built from `values` (unknown keys are errors)."""
+    return from_dict(_entry(name).config_cls, values, f"{where} ({name})")
+
+
+def create_model(name: str, config: Any = None) -> nn.Module:
+    """Build model `name` from its config object, a dict of fields, or defaults (None)."""
+    entry = _entry(name)
+    if not isinstance(config, entry.config_cls):
+        config = model_config(name, config)
+    return entry.builder(config)

@@ -1,0 +1,176 @@
+"""The Ray Train per-worker loop, and the TorchTrainer that runs it for one trial.
+
+Each worker reads its shard of the Parquet-backed Ray Datasets with
+`ray.train.get_dataset_shard`, one-hot encodes batches itself (cheap, vectorised; keeps the
+Ray Data pipeline a plain read), and trains with the Adam -> SGD recipe. Validation
+predictions of all workers are gathered before scoring, so metrics describe the whole
+validation split exactly as a single process would compute them.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+
+from raydream.checkpoint import MODEL_FILE, META_FILE, save_checkpoint
+from raydream.config import from_dict
+from raydream.metrics import regression_metrics
+from raydream.models import create_model, model_config
+from raydream.seeding import seed_everything
+from raydream.train.config import TrainConfig
+from raydream.train.optim import AdamThenSGD
+from raydream.train.steps import predict, train_epoch
+
+# Rows held by each worker's local shuffle buffer, in batches.
+SHUFFLE_BATCHES = 16
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial of a search shares (not searched).
+
+    data_dir: prepared dataset directory (see raydream.data.prepare).
+    experiment_dir: the Tune experiment's storage directory; each trial's Train run and
+        checkpoints go under experiment_dir/<trial dir name>/train.
+    num_workers: data-parallel Ray Train workers per trial.
+    cpus_per_worker: CPUs each worker holds (also its torch thread count).
+    use_gpu: one GPU per worker.
+    """
+
+    data_dir: str
+    experiment_dir: str
+    num_workers: int = 1
+    cpus_per_worker: int = 1
+    use_gpu: bool = False
+
+
+def _is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _gather(array: np.ndarray) -> np.ndarray:
+    """Concatenate a per-worker array across all workers (rank order)."""
+    if not _is_distributed():
+        return array
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, array)
+    return np.concatenate(parts)
+
+
+def _sum_across_workers(*values: float) -> list[float]:
+    if not _is_distributed():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    """Ray Train worker entry point.
+
+    loop_config: {"model": name, "model_config": dict, "train": dict} (already validated).
+    Reports per epoch: epoch, train_loss, val_r2, val_pearson, val_spearman, val_mse, lr, and
+    a checkpoint (Ray keeps the best by val_r2 and the latest).
+    """
+    name = loop_config["model"]
+    mcfg = model_config(name, loop_config["model_config"])
+    tcfg = from_dict(TrainConfig, loop_config["train"], "train")
+    context = ray.train.get_context()
+    rank = context.get_world_rank()
+    generator = seed_everything(tcfg.seed + rank)
+    torch.set_num_threads(max(1, int(loop_config.get("torch_threads", 1))))
+    device = ray.train.torch.get_device()
+
+    model = create_model(name, mcfg)
+    recipe = AdamThenSGD(model.parameters(), tcfg)
+    start_epoch, best_r2 = 1, -np.inf
+    if checkpoint := ray.train.get_checkpoint():
+        with checkpoint.as_directory() as directory:
+            state = torch.load(Path(directory) / MODEL_FILE, map_location="cpu", weights_only=False)
+            meta = json.loads((Path(directory) / META_FILE).read_text())
+        model.load_state_dict(state["model"])
+        recipe.load_state_dict(state["optimizer"])
+        start_epoch, best_r2 = meta["epoch"] + 1, meta["metrics"]["best_val_r2"]
+    model = ray.train.torch.prepare_model(model)
+
+    train_shard = ray.train.get_dataset_shard("train")
+    val_shard = ray.train.get_dataset_shard("val")
+    for epoch in range(start_epoch, tcfg.max_epochs + 1):
+        recipe.start_epoch(epoch)
+        batches = train_shard.iter_batches(
+            batch_size=tcfg.batch_size,
+            batch_format="numpy",
+            local_shuffle_buffer_size=tcfg.batch_size * SHUFFLE_BATCHES,
+            local_shuffle_seed=tcfg.seed * 1000 + epoch * 10 + rank,
+        )
+        loss_sum, count = train_epoch(model, recipe.optimizer, batches, tcfg, device, generator)
+        loss_sum, count = _sum_across_workers(loss_sum, count)
+
+        preds, labels = predict(
+            model, val_shard.iter_batches(batch_size=max(tcfg.batch_size, 256), batch_format="numpy"), tcfg, device
+        )
+        scores = regression_metrics(_gather(labels), _gather(preds))
+        recipe.end_epoch(scores["mse"])
+        best_r2 = max(best_r2, scores["r2"])
+        metrics = {
+            "epoch": epoch,
+            "train_loss": loss_sum / max(count, 1),
+            **{f"val_{k}": v for k, v in scores.items()},
+            "lr": recipe.lr,
+            "optimizer": recipe.phase,
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if rank == 0:
+                save_checkpoint(
+                    tmp,
+                    model.module if hasattr(model, "module") else model,
+                    name,
+                    mcfg,
+                    tcfg,
+                    epoch,
+                    {**metrics, "best_val_r2": best_r2},
+                    optimizer_state=recipe.state_dict(),
+                )
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def build_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callbacks: list) -> "ray.train.torch.TorchTrainer":
+    """A TorchTrainer for one trial, reading the prepared dataset's train and val shards."""
+    from raydream.data.prepare import split_files
+
+    tcfg = from_dict(TrainConfig, loop_config["train"], "train")
+    train = ray.data.read_parquet(split_files(setup.data_dir, "train"))
+    val = ray.data.read_parquet(split_files(setup.data_dir, "val"))
+    if tcfg.train_rows:
+        train = train.limit(tcfg.train_rows)
+    if tcfg.val_rows:
+        val = val.limit(tcfg.val_rows)
+    resources = {"CPU": setup.cpus_per_worker, **({"GPU": 1} if setup.use_gpu else {})}
+    return ray.train.torch.TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={**loop_config, "torch_threads": setup.cpus_per_worker},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=setup.num_workers, use_gpu=setup.use_gpu, resources_per_worker=resources
+        ),
+        datasets={"train": train, "val": val},
+        run_config=ray.train.RunConfig(
+            name="train",
+            storage_path=storage_path,
+            callbacks=callbacks,
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute="val_r2", checkpoint_score_order="max"
+            ),
+        ),
+    )

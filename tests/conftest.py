@@ -1,0 +1,48 @@
+"""Shared fixtures: CPU/CUDA device, tiny seeded DREAM files, an isolated cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+LEFT_FLANK = "TGCATTTTTTTCACATC"
+RIGHT_FLANK = "GGTTACGGCTGTT"
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request) -> torch.device:
+    """Every test using this runs on CPU, and on CUDA when a GPU is present."""
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("CUDA not available")
+    return torch.device(request.param)
+
+
+def random_promoters(n: int, seed: int = 0) -> list[str]:
+    """n DREAM-like 110 bp sequences: real flanks around an 80 bp random region."""
+    rng = np.random.default_rng(seed)
+    core = np.frombuffer(b"ACGT", dtype=np.uint8)[rng.integers(0, 4, size=(n, 80))]
+    return [LEFT_FLANK + row.tobytes().decode() + RIGHT_FLANK for row in core]
+
+
+def write_dream(path: Path, seqs: list[str], values) -> Path:
+    path.write_text("".join(f"{s}\t{v}\n" for s, v in zip(seqs, values)))
+    return path
+
+
+@pytest.fixture
+def dream_file(tmp_path: Path) -> Path:
+    """A valid 200-row DREAM file."""
+    seqs = random_promoters(200)
+    values = np.round(np.random.default_rng(1).uniform(0, 17, size=200), 3)
+    return write_dream(tmp_path / "toy.txt", seqs, values)
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Prepared-data cache in a per-session temporary directory, never ~/.cache."""
+    cache = tmp_path_factory.getbasetemp() / "raydream-cache"
+    monkeypatch.setenv("RAYDREAM_CACHE", str(cache))
+    return cache

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import torch
+
+from raydream.data.encode import one_hot, random_reverse_complement, reverse_complement, to_byte_matrix
+
+COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
+
+
+def python_one_hot(seq: str, length: int) -> np.ndarray:
+    out = np.zeros((4, length), dtype=np.float32)
+    for i, base in enumerate(seq.upper()[:length]):
+        if base == "N":
+            out[:, i] = 0.25
+        elif base in "ACGT":
+            out["ACGT".index(base), i] = 1.0
+    return out
+
+
+def test_one_hot_matches_per_base_definition():
+    seqs = ["ACGTN", "acgtn", "AC", "GGGGGGGG"]
+    x = one_hot(seqs, 6)
+    assert x.shape == (4, 4, 6) and x.dtype == np.float32
+    for row, seq in zip(x, seqs):
+        np.testing.assert_array_equal(row, python_one_hot(seq, 6))
+
+
+def test_one_hot_trims_and_pads_on_the_chosen_side():
+    right = one_hot(["AACC", "ACGTTT"], 5, align="right")
+    np.testing.assert_array_equal(right[0][:, 0], 0)  # padded at the start
+    np.testing.assert_array_equal(right[0][:, 1:], python_one_hot("AACC", 4))
+    np.testing.assert_array_equal(right[1], python_one_hot("CGTTT", 5))  # trimmed at the start
+    with pytest.raises(ValueError, match="align"):
+        to_byte_matrix(["A"], 3, align="middle")
+
+
+def test_reverse_complement_is_exact_and_an_involution():
+    seqs = ["ACGTNA", "GATTACA"]
+    x = one_hot(seqs, 7)
+    rc_strings = [s.translate(COMPLEMENT)[::-1] for s in seqs]
+    # The padded tail of a short sequence moves to the front of its reverse complement.
+    np.testing.assert_array_equal(reverse_complement(x)[1], one_hot(rc_strings[1:], 7)[0])
+    np.testing.assert_array_equal(reverse_complement(x)[0][:, 1:], one_hot(rc_strings[:1], 6)[0])
+    t = torch.from_numpy(x)
+    assert torch.equal(reverse_complement(reverse_complement(t)), t)
+    np.testing.assert_array_equal(reverse_complement(t).numpy(), reverse_complement(x))
+
+
+def test_random_reverse_complement_flips_about_half_and_keeps_the_rest():
+    x = torch.from_numpy(one_hot(["ACGTTGCA" + "A" * i for i in range(400)], 16))
+    g = torch.Generator().manual_seed(0)
+    y = random_reverse_complement(x, g)
+    same = (y == x).flatten(1).all(1)
+    flipped = (y == reverse_complement(x)).flatten(1).all(1)
+    assert bool((same | flipped).all())
+    assert 150 < int(flipped.sum()) < 250

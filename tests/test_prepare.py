@@ -1,0 +1,184 @@
+"""Ingestion: DREAM text -> validated shards + manifest; every bad input gets one clear error."""
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from raydream.data.dream import DreamReader, RowRules
+from raydream.data.prepare import (
+    PrepareOptions,
+    default_data_file,
+    load_manifest,
+    prepare_dataset,
+    resolve_dataset,
+    split_files,
+)
+from raydream.data.splits import SplitFractions
+from raydream.errors import DataError, run_cli
+from raydream.prepare import main as prepare_main
+
+from conftest import random_promoters, write_dream
+
+SHARED_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "dream_sample_train.txt"
+GOOD = random_promoters(3)
+
+
+def read_split(root: Path, split: str):
+    return pq.read_table(split_files(root, split))
+
+
+def test_embedded_sample_prepares_and_row_counts_add_up(tmp_path):
+    out = tmp_path / "ds"
+    manifest = prepare_dataset(default_data_file(), out)
+    rows = manifest["rows"]
+    assert rows["read"] == rows["valid"] == 6370 and rows["skipped"] == 0
+    assert rows["train"] + rows["val"] + rows["test"] == 6370
+    for split in ("train", "val", "test"):
+        assert read_split(out, split).num_rows == rows[split]
+    assert 0.75 < rows["train"] / 6370 < 0.85
+    assert sum(manifest["length_histogram"].values()) == 6370
+    assert manifest["length_histogram"]["110"] == 5219
+    assert 0 < manifest["expression"]["whole_number_fraction"] < 1
+    assert manifest["expression"]["quantiles"]["0.0"] >= 0
+    assert manifest["expression"]["quantiles"]["1.0"] <= 17
+    assert len(manifest["source"]["sha256"]) == 64
+    assert load_manifest(out) == json.loads((out / "manifest.json").read_text())
+
+
+@pytest.mark.skipif(not SHARED_SAMPLE.exists(), reason="shared sample not beside the checkout")
+def test_embedded_sample_is_the_shared_sample(tmp_path):
+    plain = prepare_dataset(SHARED_SAMPLE, tmp_path / "plain")
+    packed = prepare_dataset(default_data_file(), tmp_path / "packed")
+    assert plain["rows"] == packed["rows"]
+    assert plain["length_histogram"] == packed["length_histogram"]
+
+
+def test_values_survive_exactly_and_lowercase_is_upper_cased(tmp_path):
+    seqs = [s.lower() if i % 2 else s for i, s in enumerate(random_promoters(50))]
+    values = np.round(np.linspace(0, 17, 50), 6)
+    src = write_dream(tmp_path / "in.txt", seqs, values)
+    out = tmp_path / "ds"
+    prepare_dataset(src, out, PrepareOptions(rows_per_shard=7))
+    table = pq.read_table([*split_files(out, "train"), *split_files(out, "val"), *split_files(out, "test")])
+    got = dict(zip(table.column("sequence").to_pylist(), table.column("expression").to_pylist()))
+    assert got == {s.upper(): v for s, v in zip(seqs, values)}
+    assert len(load_manifest(out)["shards"]["train"]) > 1  # sharded by rows_per_shard
+
+
+def test_gzip_and_crlf_inputs_are_accepted(tmp_path):
+    text = "".join(f"{s}\t{i}.5\r\n" for i, s in enumerate(random_promoters(20)))
+    gz = tmp_path / "in.txt.gz"
+    gz.write_bytes(gzip.compress(text.encode()))
+    manifest = prepare_dataset(gz, tmp_path / "ds")
+    assert manifest["rows"]["valid"] == 20
+    assert manifest["expression"]["whole_number_fraction"] == 0
+
+
+def test_skip_invalid_counts_bad_rows(tmp_path):
+    lines = [f"{GOOD[0]}\t1", f"{GOOD[1]}X\t2", "ACGT\t3", f"{GOOD[2]}\tnan", f"{GOOD[0]},4", f"{GOOD[1]}\t5"]
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(lines) + "\n")
+    manifest = prepare_dataset(src, tmp_path / "ds", PrepareOptions(skip_invalid=True))
+    assert manifest["rows"]["valid"] == 2
+    assert manifest["rows"]["skipped"] == 4
+    assert manifest["rows"]["read"] == 6
+
+
+# (file content, expected words in the error, line number or None)
+BAD_INPUTS = {
+    "empty": ("", "file is empty", None),
+    "header": (f"sequence\texpression\n{GOOD[0]}\t1\n", "looks like a header", 1),
+    "comma_separator": (f"{GOOD[0]}\t1\n{GOOD[1]},2\n", "separated by a comma, expected a TAB", 2),
+    "space_separator": (f"{GOOD[0]} 1\n", "separated by a space", 1),
+    "three_columns": (f"{GOOD[0]}\t1\n{GOOD[1]}\t2\t3\n", "found 3", 2),
+    "one_column": (f"{GOOD[0]}\t1\n{GOOD[1]}\n", "found 1", 2),
+    "bad_character": (f"{GOOD[0]}\t1\n{GOOD[1]}\t2\n{GOOD[2][:50]}X{GOOD[2][51:]}\t3\n", "'X'", 3),
+    "too_short": (f"{GOOD[0]}\t1\nACGTACGT\t2\n", "length 8 is outside the allowed 80-150", 2),
+    "too_long": (f"{'A' * 151}\t1\n", "length 151", 1),
+    "not_a_number": (f"{GOOD[0]}\t1\n{GOOD[1]}\thigh\n", "'high' is not a finite number", 2),
+    "infinite": (f"{GOOD[0]}\tinf\n", "'inf' is not a finite number", 1),
+    "empty_line": (f"{GOOD[0]}\t1\n\n{GOOD[1]}\t2\n", "empty line", 2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gets_one_clear_error_and_leaves_no_output(tmp_path, case, capsys):
+    content, words, line = BAD_INPUTS[case]
+    src = tmp_path / "bad.txt"
+    src.write_text(content)
+    out = tmp_path / "ds"
+    code = run_cli(prepare_main, [str(src), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert str(src) in err and words in err
+    if line is not None:
+        assert f"line {line}:" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.txt"]  # no temporary leftovers
+
+
+def test_truncated_gzip_is_a_clear_error(tmp_path):
+    data = gzip.compress("".join(f"{s}\t1\n" for s in random_promoters(2000)).encode())
+    src = tmp_path / "cut.txt.gz"
+    src.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="cut.txt.gz: cannot read"):
+        prepare_dataset(src, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_existing_output_is_kept_unless_overwrite(tmp_path, dream_file):
+    out = tmp_path / "ds"
+    prepare_dataset(dream_file, out)
+    with pytest.raises(DataError, match="already exists"):
+        prepare_dataset(dream_file, out)
+    manifest = prepare_dataset(dream_file, out, PrepareOptions(fractions=SplitFractions(0.2, 0.2)), overwrite=True)
+    assert load_manifest(out)["options"]["val_fraction"] == 0.2 == manifest["options"]["val_fraction"]
+
+
+def test_length_bounds_are_configurable(tmp_path):
+    src = tmp_path / "short.txt"
+    src.write_text("ACGTACGTAC\t1\nACGTACGTACGT\t2\n")
+    reader = DreamReader(src, RowRules(min_length=10, max_length=12))
+    assert sum(t.num_rows for t in reader) == 2
+    with pytest.raises(DataError, match="min <= max"):
+        RowRules(20, 10)
+
+
+def test_resolve_dataset_prepares_once_and_reuses(tmp_path, dream_file, isolated_cache):
+    first = resolve_dataset(dream_file)
+    assert first.parent == isolated_cache / "datasets"
+    stamp = (first / "manifest.json").stat().st_mtime_ns
+    assert resolve_dataset(dream_file) == first
+    assert (first / "manifest.json").stat().st_mtime_ns == stamp
+    assert resolve_dataset(first) == first  # a prepared directory is used as is
+    with pytest.raises(DataError, match="not a prepared dataset"):
+        resolve_dataset(tmp_path)
+    with pytest.raises(DataError, match="no such file"):
+        resolve_dataset(tmp_path / "missing.txt")
+
+
+def test_missing_shard_is_reported(tmp_path, dream_file):
+    out = tmp_path / "ds"
+    prepare_dataset(dream_file, out)
+    (out / "val" / "part-00000.parquet").unlink()
+    with pytest.raises(DataError, match="shard listed in manifest.json is missing"):
+        load_manifest(out)
+
+
+def test_cli_runs_as_a_module(tmp_path, dream_file):
+    out = tmp_path / "ds"
+    done = subprocess.run(
+        [sys.executable, "-m", "raydream.prepare", str(dream_file), "--out", str(out), "--val-fraction", "0.25"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "200 rows" in done.stdout
+    assert load_manifest(out)["options"]["val_fraction"] == 0.25

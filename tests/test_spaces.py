@@ -1,0 +1,81 @@
+"""Search-space YAML: every shipped space loads; every malformed case names file and key."""
+
+from pathlib import Path
+
+import pytest
+
+from raydream.errors import ConfigError
+from raydream.spaces import Distribution, available_spaces, load_space
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("name", ["resnet", "cnn"])
+def test_shipped_spaces_load(name):
+    space = load_space(name)
+    assert space.sampled_keys()
+    assert name in available_spaces()
+
+
+def test_resnet_space_searches_what_the_issue_asks_for():
+    keys = load_space("resnet").sampled_keys()
+    for key in ["model_config.channels", "model_config.kernel_size", "model_config.num_blocks",
+                "train.lr", "train.weight_decay", "train.switch_epoch", "train.batch_size"]:
+        assert key in keys
+
+
+def test_distributions_and_constants_parse(tmp_path):
+    space = load_space(write(tmp_path, """
+model: resnet
+model_config:
+  channels: {quniform: [16, 64, 16]}
+  dropout: {uniform: [0.0, 0.3]}
+  num_blocks: 2
+train:
+  lr: {loguniform: [1.0e-4, 1.0e-2]}
+  batch_size: {choice: [32, 64]}
+"""))
+    assert space.model_config["channels"] == Distribution("quniform", (16, 64, 16))
+    assert space.model_config["num_blocks"] == 2
+    assert space.sampled_keys() == ["model_config.channels", "model_config.dropout", "train.lr", "train.batch_size"]
+
+
+BAD = {
+    "syntax": ("model: resnet\ntrain: {lr: [1,\n", "YAML syntax error"),
+    "not_mapping": ("- 1\n- 2\n", "expected a mapping"),
+    "unknown_top": ("model: resnet\ntrainer: {}\n", "unknown top-level key 'trainer'"),
+    "unknown_model": ("model: transformer\n", "model: expected one of"),
+    "unknown_model_key": ("model: resnet\nmodel_config: {width: 3}\n", "model_config: unknown key 'width'"),
+    "unknown_train_key": ("model: resnet\ntrain: {epochs: 3}\n", "train: unknown key 'epochs'"),
+    "unknown_distribution": ("model: resnet\ntrain: {lr: {normal: [0, 1]}}\n", "train.lr: unknown distribution 'normal'"),
+    "two_distributions": ("model: resnet\ntrain: {lr: {uniform: [0.1, 1], loguniform: [0.1, 1]}}\n", "exactly one"),
+    "low_ge_high": ("model: resnet\ntrain: {lr: {uniform: [0.1, 0.01]}}\n", "train.lr: uniform needs low < high"),
+    "log_nonpositive": ("model: resnet\ntrain: {lr: {loguniform: [0, 0.1]}}\n", "loguniform needs low > 0"),
+    "wrong_arity": ("model: resnet\ntrain: {lr: {uniform: [0.1]}}\n", "uniform takes 2 numbers"),
+    "randint_float": ("model: resnet\nmodel_config: {num_blocks: {randint: [1.5, 3]}}\n", "randint bounds must be integers"),
+    "bad_choice_value": ("model: resnet\nmodel_config: {kernel_size: {choice: [3, 4]}}\n", "kernel_size must be a positive odd number"),
+    "wrong_type": ("model: resnet\ntrain: {batch_size: many}\n", "train: batch_size must be int, got 'many'"),
+    "searched_budget": ("model: resnet\ntrain: {max_epochs: {choice: [2, 4]}}\n", "train.max_epochs cannot be searched"),
+    "empty_choice": ("model: resnet\ntrain: {batch_size: {choice: []}}\n", "non-empty list"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_space_names_file_and_key(tmp_path, case):
+    text, words = BAD[case]
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_space(path)
+    assert path in str(info.value)
+    assert words in str(info.value)
+
+
+def test_unknown_space_name_lists_the_available_ones(tmp_path):
+    with pytest.raises(ConfigError, match="no search space named 'nope'; available: .*resnet"):
+        load_space("nope")
+    with pytest.raises(ConfigError, match="no such search-space file"):
+        load_space(str(tmp_path / "missing.yaml"))

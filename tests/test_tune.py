@@ -1,0 +1,98 @@
+"""The search entry point: resource planning, param spaces, and real Ray searches."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from raydream.checkpoint import load_model
+from raydream.errors import ConfigError, run_cli
+from raydream.spaces import load_space
+from raydream.tune import DATA_CPUS, build_param_space, main, plan_resources
+
+
+def test_plan_resources_leaves_room_for_ray_data():
+    plan = plan_resources({"CPU": 2}, num_workers=1, cpus_per_worker=1, use_gpu=False)
+    assert plan.max_concurrent == 1 and plan.cpus_per_trial == 1
+    plan = plan_resources({"CPU": 16, "GPU": 2}, num_workers=2, cpus_per_worker=2, use_gpu=True)
+    assert plan.max_concurrent == 1  # GPUs bound it: 2 GPUs per trial
+    assert plan_resources({"CPU": 16}, 2, 2, False).max_concurrent == (16 - DATA_CPUS) // 4
+
+
+def test_plan_resources_refuses_a_trial_that_can_never_start():
+    with pytest.raises(ConfigError, match="needs 2 worker\\(s\\) x 1 CPU = 2 CPU, plus 1 CPU for Ray Data, but the cluster has 2 CPU"):
+        plan_resources({"CPU": 2}, num_workers=2, cpus_per_worker=1, use_gpu=False)
+    with pytest.raises(ConfigError, match="GPU"):
+        plan_resources({"CPU": 8, "GPU": 1}, num_workers=2, cpus_per_worker=1, use_gpu=True)
+
+
+def test_param_space_turns_distributions_into_tune_domains():
+    from ray import tune
+
+    space = build_param_space(load_space("resnet"), {"max_epochs": 3})
+    assert space["model"] == "resnet"
+    assert isinstance(space["train"]["lr"], tune.search.sample.Float)
+    assert isinstance(space["model_config"]["num_blocks"], tune.search.sample.Integer)
+    assert space["train"]["max_epochs"] == 3
+
+
+def test_cli_errors_are_one_line_before_ray_starts(tmp_path, capsys):
+    assert run_cli(main, ["--space", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("error: no search space named 'nope'")
+    assert run_cli(main, ["--data", str(tmp_path / "missing.txt")]) == 2
+    assert "missing.txt: no such file" in capsys.readouterr().err
+
+
+TINY_SPACE = """
+model: resnet
+model_config:
+  channels: {choice: [8, 16]}
+  num_blocks: 2
+  kernel_size: 3
+train:
+  lr: {loguniform: [1.0e-3, 1.0e-2]}
+  batch_size: 128
+  train_rows: 768
+  val_rows: 256
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(420)
+def test_four_sequential_trials_complete_with_asha_and_a_ranked_table(tmp_path):
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    done = subprocess.run(
+        [sys.executable, "-m", "raydream.tune", "--space", str(space), "--num-samples", "4",
+         "--max-epochs", "3", "--grace-period", "1", "--reduction-factor", "2",
+         "--storage-path", str(tmp_path / "results"), "--name", "four", "--seed", "3"],
+        capture_output=True, text=True, timeout=400,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Trials ranked by best validation R^2" in done.stdout
+    table = pd.read_csv(tmp_path / "results" / "four" / "ranked_trials.csv")
+    assert len(table) == 4
+    assert set(table["status"]) <= {"completed", "stopped early"}
+    assert (table["epochs"] == 3).any()
+    assert table["best_val_r2"].is_monotonic_decreasing
+    best = Path(table.loc[0, "checkpoint"])
+    assert best.is_relative_to(tmp_path / "results" / "four")
+    model, meta = load_model(best)
+    assert meta["model"] == "resnet" and meta["metrics"]["val_r2"] == pytest.approx(table.loc[0, "best_val_r2"])
+    assert "best checkpoint on the held-out test split" in done.stdout
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_readme_smoke_command_runs_the_resnet_space(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "raydream.tune", "--space", "resnet", "--smoke",
+         "--storage-path", str(tmp_path / "results"), "--name", "smoke"],
+        capture_output=True, text=True, timeout=280,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "results" / "smoke" / "ranked_trials.csv")
+    assert len(table) == 2 and (table["epochs"] <= 2).all()
+    assert {"channels", "kernel_size", "num_blocks", "lr", "weight_decay", "switch_epoch", "batch_size"} <= set(table.columns)
