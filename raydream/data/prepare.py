@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -151,24 +152,39 @@ def prepare_dataset(
     return manifest
 
 
+def _write_split_tables(writers: list[_ShardWriter], table: pa.Table, split: np.ndarray) -> None:
+    for index, writer in enumerate(writers):
+        mask = split == index
+        if mask.any():
+            writer.write(table.filter(pa.array(mask)))
+
+
 def _write_shards(source: Path, root: Path, options: PrepareOptions) -> dict:
     reader = DreamReader(source, options.rules, skip_invalid=options.skip_invalid)
     writers = [_ShardWriter(root, split, options.rows_per_shard) for split in SPLITS]
     lengths, values = [], []
-    try:
-        for table in reader:
-            if table.num_rows == 0:
-                continue
-            split = assign_splits(table.column("sequence").combine_chunks(), options.fractions, options.split_seed)
-            for index, writer in enumerate(writers):
-                mask = split == index
-                if mask.any():
-                    writer.write(table.filter(pa.array(mask)))
-            lengths.append(pc.binary_length(table.column("sequence")).to_numpy().astype(np.int32))
-            values.append(table.column("expression").to_numpy())
-    finally:
-        for writer in writers:
-            writer.finish()
+    # Parquet encoding of block k (a thread; pyarrow releases the GIL) overlaps parsing and
+    # validating block k+1. At most one write is in flight, which bounds memory.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as pool:
+        pending = None
+        try:
+            for table in reader:
+                if table.num_rows == 0:
+                    continue
+                sequences = table.column("sequence").combine_chunks()
+                split = assign_splits(sequences, options.fractions, options.split_seed)
+                lengths.append(pc.binary_length(sequences).to_numpy().astype(np.int32))
+                values.append(table.column("expression").to_numpy())
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(_write_split_tables, writers, table, split)
+            if pending is not None:
+                pending.result()
+        finally:
+            if pending is not None:
+                pending.exception()  # wait for it before closing files
+            for writer in writers:
+                writer.finish()
     valid, skipped = sum(w.rows for w in writers), reader.skipped
     if valid == 0:
         raise DataError(f"{source}: no valid rows ({skipped} skipped as invalid)")
