@@ -48,15 +48,20 @@ def save_checkpoint(
     return directory
 
 
-def load_model(directory: str | os.PathLike, map_location: str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model saved in a checkpoint directory; returns (model in eval mode, meta)."""
+def read_checkpoint(directory: str | os.PathLike, map_location: str = "cpu") -> tuple[dict, dict]:
+    """The saved state ({"model", "optimizer"}) and meta of a checkpoint directory."""
     directory = Path(directory)
     meta_path = directory / META_FILE
     if not meta_path.is_file() or not (directory / MODEL_FILE).is_file():
         raise DataError(f"{directory}: not a raydream checkpoint (expected {MODEL_FILE} and {META_FILE})")
-    meta = json.loads(meta_path.read_text())
-    model = create_model(meta["model"], meta["model_config"])
     state = torch.load(directory / MODEL_FILE, map_location=map_location, weights_only=True)
+    return state, json.loads(meta_path.read_text())
+
+
+def load_model(directory: str | os.PathLike, map_location: str = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the model saved in a checkpoint directory; returns (model in eval mode, meta)."""
+    state, meta = read_checkpoint(directory, map_location)
+    model = create_model(meta["model"], meta["model_config"])
     model.load_state_dict(state["model"])
     model.eval()
     return model, meta

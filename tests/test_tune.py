@@ -96,3 +96,47 @@ def test_readme_smoke_command_runs_the_resnet_space(tmp_path):
     table = pd.read_csv(tmp_path / "results" / "smoke" / "ranked_trials.csv")
     assert len(table) == 2 and (table["epochs"] <= 2).all()
     assert {"channels", "kernel_size", "num_blocks", "lr", "weight_decay", "switch_epoch", "batch_size"} <= set(table.columns)
+
+
+def test_validation_rows_are_shared_out_exactly_once_across_workers():
+    import numpy as np
+
+    from raydream.train.loop import _rows_of_rank
+
+    batches = [{"expression": np.arange(s, s + n), "sequence": np.arange(s, s + n).astype(str)}
+               for s, n in [(0, 7), (7, 1), (8, 12)]]
+    shares = [np.concatenate([b["expression"] for b in _rows_of_rank(iter(batches), r, 3)]) for r in range(3)]
+    assert sorted(np.concatenate(shares).tolist()) == list(range(20))
+    assert shares[1].tolist() == list(range(1, 20, 3))
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_two_worker_validation_equals_a_single_process_evaluation(tmp_path):
+    import pyarrow.parquet as pq
+    import torch
+
+    from raydream.data.prepare import resolve_dataset, split_files
+    from raydream.metrics import regression_metrics
+    from raydream.train.config import TrainConfig
+    from raydream.train.steps import predict
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE.replace("  val_rows: 256\n", ""))
+    done = subprocess.run(
+        [sys.executable, "-m", "raydream.tune", "--space", str(space), "--num-samples", "1",
+         "--max-epochs", "1", "--num-workers", "2", "--num-cpus", "3",
+         "--storage-path", str(tmp_path / "results"), "--name", "ddp"],
+        capture_output=True, text=True, timeout=280,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "each trial: 2 CPU for Train workers" in done.stdout
+    table = pd.read_csv(tmp_path / "results" / "ddp" / "ranked_trials.csv")
+    assert table.loc[0, "status"] == "completed"
+    model, meta = load_model(table.loc[0, "checkpoint"])
+    val = pq.read_table(split_files(resolve_dataset(None), "val")).to_pandas()
+    preds, labels = predict(model, [{"sequence": val["sequence"].values, "expression": val["expression"].values}],
+                            TrainConfig(**meta["train_config"]), torch.device("cpu"))
+    single = regression_metrics(labels, preds)
+    assert table.loc[0, "best_val_r2"] == pytest.approx(single["r2"], abs=1e-5)
+    assert meta["metrics"]["val_pearson"] == pytest.approx(single["pearson"], abs=1e-5)

@@ -2,18 +2,20 @@
 
 Each worker reads its shard of the Parquet-backed Ray Datasets with
 `ray.train.get_dataset_shard`, one-hot encodes batches itself (cheap, vectorised; keeps the
-Ray Data pipeline a plain read), and trains with the Adam -> SGD recipe. Validation
-predictions of all workers are gathered before scoring, so metrics describe the whole
-validation split exactly as a single process would compute them.
+Ray Data pipeline a plain read), and trains with the Adam -> SGD recipe.
+
+Validation is exact: Ray Train's split of a dataset between workers is an *equal* split,
+which may drop up to (workers - 1) rows, so the validation set is not split. Every worker
+reads all of it in file order and predicts every (world size)-th row; the predictions of all
+workers are gathered before scoring, so the metrics are those a single process would
+compute over the whole split.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import ray
@@ -22,7 +24,7 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from raydream.checkpoint import MODEL_FILE, META_FILE, save_checkpoint
+from raydream.checkpoint import read_checkpoint, save_checkpoint
 from raydream.config import from_dict
 from raydream.metrics import regression_metrics
 from raydream.models import create_model, model_config
@@ -58,6 +60,17 @@ def _is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def _rows_of_rank(batches: Iterable[dict], rank: int, world_size: int) -> Iterator[dict]:
+    """This worker's share of an ordered batch stream: rows i with i % world_size == rank."""
+    offset = 0
+    for batch in batches:
+        n = len(batch["expression"])
+        keep = (np.arange(offset, offset + n) % world_size) == rank
+        offset += n
+        if keep.any():
+            yield {key: value[keep] for key, value in batch.items()}
+
+
 def _gather(array: np.ndarray) -> np.ndarray:
     """Concatenate a per-worker array across all workers (rank order)."""
     if not _is_distributed():
@@ -65,6 +78,17 @@ def _gather(array: np.ndarray) -> np.ndarray:
     parts: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, array)
     return np.concatenate(parts)
+
+
+def _sync_buffers(model: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every worker.
+
+    Each DDP worker updates its own running statistics; before validating, all workers must
+    evaluate the same model, the one rank 0 checkpoints.
+    """
+    if _is_distributed():
+        for buffer in model.buffers():
+            dist.broadcast(buffer.data, src=0)
 
 
 def _sum_across_workers(*values: float) -> list[float]:
@@ -86,7 +110,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     mcfg = model_config(name, loop_config["model_config"])
     tcfg = from_dict(TrainConfig, loop_config["train"], "train")
     context = ray.train.get_context()
-    rank = context.get_world_rank()
+    rank, world_size = context.get_world_rank(), context.get_world_size()
     generator = seed_everything(tcfg.seed + rank)
     torch.set_num_threads(max(1, int(loop_config.get("torch_threads", 1))))
     device = ray.train.torch.get_device()
@@ -96,8 +120,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     start_epoch, best_r2 = 1, -np.inf
     if checkpoint := ray.train.get_checkpoint():
         with checkpoint.as_directory() as directory:
-            state = torch.load(Path(directory) / MODEL_FILE, map_location="cpu", weights_only=False)
-            meta = json.loads((Path(directory) / META_FILE).read_text())
+            state, meta = read_checkpoint(directory)
         model.load_state_dict(state["model"])
         recipe.load_state_dict(state["optimizer"])
         start_epoch, best_r2 = meta["epoch"] + 1, meta["metrics"]["best_val_r2"]
@@ -116,9 +139,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
         loss_sum, count = train_epoch(model, recipe.optimizer, batches, tcfg, device, generator)
         loss_sum, count = _sum_across_workers(loss_sum, count)
 
-        preds, labels = predict(
-            model, val_shard.iter_batches(batch_size=max(tcfg.batch_size, 256), batch_format="numpy"), tcfg, device
-        )
+        _sync_buffers(model)
+        val_batches = val_shard.iter_batches(batch_size=max(tcfg.batch_size, 256), batch_format="numpy")
+        preds, labels = predict(model, _rows_of_rank(val_batches, rank, world_size), tcfg, device)
         scores = regression_metrics(_gather(labels), _gather(preds))
         recipe.end_epoch(scores["mse"])
         best_r2 = max(best_r2, scores["r2"])
@@ -158,6 +181,8 @@ def build_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callb
     if tcfg.val_rows:
         val = val.limit(tcfg.val_rows)
     resources = {"CPU": setup.cpus_per_worker, **({"GPU": 1} if setup.use_gpu else {})}
+    val_options = ray.train.DataConfig.default_ingest_options()
+    val_options.preserve_order = True  # every worker must see validation rows in one order
     return ray.train.torch.TorchTrainer(
         train_loop_per_worker,
         train_loop_config={**loop_config, "torch_threads": setup.cpus_per_worker},
@@ -165,6 +190,7 @@ def build_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callb
             num_workers=setup.num_workers, use_gpu=setup.use_gpu, resources_per_worker=resources
         ),
         datasets={"train": train, "val": val},
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"], execution_options={"val": val_options}),
         run_config=ray.train.RunConfig(
             name="train",
             storage_path=storage_path,
