@@ -83,8 +83,9 @@ def _gather(array: np.ndarray) -> np.ndarray:
 def _sync_buffers(model: torch.nn.Module) -> None:
     """Copy rank 0's buffers (BatchNorm running statistics) to every worker.
 
-    Each DDP worker updates its own running statistics; before validating, all workers must
-    evaluate the same model, the one rank 0 checkpoints.
+    Each DDP worker updates its own running statistics; all workers must validate the model
+    that rank 0 checkpoints. DDP usually re-broadcasts buffers on forward, but whether it
+    does depends on its settings, so evaluation does not rely on it.
     """
     if _is_distributed():
         for buffer in model.buffers():
