@@ -44,6 +44,7 @@ DRIVER_SHARE = 0.01  # of DRIVER_RESOURCE per trial driver; the resource only ta
 DATA_CPUS = 1  # CPUs kept free for Ray Data reads
 SMOKE = {"num_samples": 2, "max_epochs": 2, "train_rows": 1024}
 
+
 @dataclass(frozen=True)
 class ResourcePlan:
     """How trials fit the cluster.
@@ -66,6 +67,7 @@ class ResourcePlan:
             f"cluster {self.total_cpus:g} CPU / {self.total_gpus:g} GPU -> "
             f"up to {self.max_concurrent} trial(s) at a time"
         )
+
 
 def plan_resources(cluster: dict[str, float], num_workers: int, cpus_per_worker: int, use_gpu: bool) -> ResourcePlan:
     """Check that one trial can be scheduled with room for Ray Data, and how many fit at once.
@@ -91,6 +93,7 @@ def plan_resources(cluster: dict[str, float], num_workers: int, cpus_per_worker:
         concurrent = min(concurrent, int(gpus // per_trial_gpu))
     return ResourcePlan(cpus, gpus, per_trial_cpu, per_trial_gpu, max(1, concurrent))
 
+
 def to_tune_domain(value: Any) -> Any:
     """A spaces.Distribution as a Ray Tune search domain; constants pass through."""
     from ray import tune
@@ -110,6 +113,7 @@ def to_tune_domain(value: Any) -> Any:
         return tune.qrandint(a[0], a[1], a[2])
     return tune.quniform(a[0], a[1], a[2])
 
+
 def build_param_space(space: SearchSpace, train_overrides: dict[str, Any]) -> dict[str, Any]:
     """Tune's param_space: {"model", "model_config", "train"} with Tune domains inside."""
     train = {**space.train, **train_overrides}
@@ -118,6 +122,7 @@ def build_param_space(space: SearchSpace, train_overrides: dict[str, Any]) -> di
         "model_config": {k: to_tune_domain(v) for k, v in space.model_config.items()},
         "train": {k: to_tune_domain(v) for k, v in train.items()},
     }
+
 
 def run_trial(config: dict, setup) -> None:
     """Tune function trainable: one TorchTrainer run for one sampled configuration."""
@@ -133,6 +138,7 @@ def run_trial(config: dict, setup) -> None:
     trial_storage = str(Path(setup.experiment_dir) / Path(tune.get_context().get_trial_dir()).name)
     trainer = build_trainer(config, setup, trial_storage, [TuneReportCallback()])
     trainer.fit()
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -155,11 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="show Ray and worker logs")
     return p
 
+
 def _history(result) -> Any:
     frame = result.metrics_dataframe
     if frame is None or "epoch" not in getattr(frame, "columns", []):
         return None
     return frame
+
 
 def _test_score(checkpoint: str | None, data_dir: Path) -> dict[str, float] | None:
     """Score the best checkpoint on the held-out test split, in this process (no Ray)."""
@@ -182,6 +190,7 @@ def _test_score(checkpoint: str | None, data_dir: Path) -> dict[str, float] | No
     )
     preds, labels = predict(model, batches, config, torch.device("cpu"))
     return regression_metrics(labels, preds)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -211,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.name or f"{space.path.stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     storage = Path(args.storage_path).expanduser().resolve()
     return _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, storage, name)
+
 
 def _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, storage, name) -> int:
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
@@ -285,6 +295,7 @@ def _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, st
         print("best checkpoint on the held-out test split: "
               + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(run_cli(main))
