@@ -9,7 +9,7 @@ import time
 from typing import Sequence
 
 from raydream.data.dream import RowRules
-from raydream.data.prepare import PrepareOptions, prepare_dataset
+from raydream.data.prepare import PrepareOptions, prepare_dataset, prepare_synthetic
 from raydream.data.splits import SplitFractions
 from raydream.errors import run_cli
 
@@ -18,9 +18,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m raydream.prepare",
         description="Validate a DREAM file (SEQUENCE<TAB>EXPRESSION, no header; .gz accepted), "
-        "split it by sequence hash and write zstd Parquet shards plus manifest.json.",
+        "or generate a synthetic one, split it by sequence hash and write zstd Parquet shards "
+        "plus manifest.json.",
     )
-    p.add_argument("input", help="DREAM text file (.txt or .txt.gz)")
+    p.add_argument("input", nargs="?", help="DREAM text file (.txt or .txt.gz)")
+    p.add_argument("--synthetic", type=int, metavar="N", help="instead of INPUT, generate N synthetic promoters with planted motifs")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --synthetic generator (default 0)")
     p.add_argument("--out", required=True, help="output directory (must not exist unless --overwrite)")
     p.add_argument("--min-length", type=int, default=80, help="shortest valid sequence, bp (default 80)")
     p.add_argument("--max-length", type=int, default=150, help="longest valid sequence, bp (default 150)")
@@ -34,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.input is None) == (args.synthetic is None):
+        parser.error("give either INPUT or --synthetic N")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     options = PrepareOptions(
         rules=RowRules(args.min_length, args.max_length),
@@ -44,14 +50,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         skip_invalid=args.skip_invalid,
     )
     start = time.perf_counter()
-    manifest = prepare_dataset(args.input, args.out, options, overwrite=args.overwrite)
+    if args.synthetic is not None:
+        manifest = prepare_synthetic(args.synthetic, args.out, args.seed, options, overwrite=args.overwrite)
+    else:
+        manifest = prepare_dataset(args.input, args.out, options, overwrite=args.overwrite)
     rows = manifest["rows"]
     print(
         f"wrote {args.out} in {time.perf_counter() - start:.1f} s: {rows['valid']} rows "
         f"(train {rows['train']}, val {rows['val']}, test {rows['test']}), "
         f"{rows['skipped']} skipped"
     )
-    print(json.dumps(manifest["expression"].get("quantiles", {})))
+    print("expression quantiles:", json.dumps(manifest["expression"].get("quantiles", {})))
+    if "synthetic" in manifest:
+        print(f"noise ceiling (R^2 of E[value | sequence]): {manifest['synthetic']['noise_ceiling_r2']:.4f}")
     return 0
 
 

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -131,8 +132,13 @@ def prepare_dataset(
     out: str | os.PathLike,
     options: PrepareOptions = PrepareOptions(),
     overwrite: bool = False,
+    manifest_extra: dict | None = None,
+    source_label: str | None = None,
 ) -> dict:
     """Validate, split and shard a DREAM file into `out`; return the manifest.
+
+    manifest_extra: keys added to the manifest's top level.
+    source_label: recorded as the source path instead of `source` (for generated files).
 
     Raises:
         DataError: bad input (naming file and line), or `out` exists and not `overwrite`.
@@ -144,7 +150,7 @@ def prepare_dataset(
     tmp = _temporary_sibling(out)
     tmp.mkdir()
     try:
-        manifest = _write_shards(source, tmp, options)
+        manifest = _write_shards(source, tmp, options, manifest_extra or {}, source_label)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -159,7 +165,7 @@ def _write_split_tables(writers: list[_ShardWriter], table: pa.Table, split: np.
             writer.write(table.filter(pa.array(mask)))
 
 
-def _write_shards(source: Path, root: Path, options: PrepareOptions) -> dict:
+def _write_shards(source: Path, root: Path, options: PrepareOptions, extra: dict, label: str | None) -> dict:
     reader = DreamReader(source, options.rules, skip_invalid=options.skip_invalid)
     writers = [_ShardWriter(root, split, options.rows_per_shard) for split in SPLITS]
     lengths, values = [], []
@@ -197,7 +203,7 @@ def _write_shards(source: Path, root: Path, options: PrepareOptions) -> dict:
         "created_by": f"raydream {__version__}",
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "source": {
-            "path": str(source.resolve()),
+            "path": label or str(source.resolve()),
             "sha256": reader.sha256,
             "bytes": source.stat().st_size,
         },
@@ -219,10 +225,39 @@ def _write_shards(source: Path, root: Path, options: PrepareOptions) -> dict:
         "columns": {f.name: str(f.type) for f in SHARD_SCHEMA},
         "length_histogram": histogram,
         "expression": expression,
+        **extra,
     }
     with open(root / MANIFEST, "w") as fh:
         json.dump(manifest, fh, indent=2)
     return manifest
+
+
+def prepare_synthetic(
+    rows: int,
+    out: str | os.PathLike,
+    seed: int = 0,
+    options: PrepareOptions = PrepareOptions(),
+    overwrite: bool = False,
+) -> dict:
+    """Generate a synthetic library (raydream.data.synthetic) and prepare it into `out`.
+
+    The manifest's `synthetic` key records the generator's settings and the noise ceiling
+    (R^2 of E[value | sequence] against the measured values).
+    """
+    from raydream.data.synthetic import MeasurementModel, generate_library, library_summary, write_dream
+
+    model = MeasurementModel()
+    library = generate_library(rows, seed, model)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = write_dream(library, Path(tmp) / f"synthetic-{rows}-seed{seed}.txt")
+        return prepare_dataset(
+            source,
+            out,
+            options,
+            overwrite,
+            manifest_extra={"synthetic": library_summary(library, seed, model)},
+            source_label=f"synthetic:{rows}:seed={seed}",
+        )
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
