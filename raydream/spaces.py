@@ -31,7 +31,7 @@ from raydream.config import field_names, from_dict
 from raydream.errors import ConfigError
 from raydream.models import list_models, model_config
 from raydream.models.registry import model_config_class
-from raydream.train.config import TrainConfig
+from raydream.train.config import TrainConfig, build_model_config
 
 DISTRIBUTIONS = {"choice": None, "uniform": 2, "loguniform": 2, "randint": 2, "quniform": 3}
 TOP_LEVEL_KEYS = ("description", "model", "model_config", "train")
@@ -167,6 +167,11 @@ def _check_values(section: dict[str, Any], build, where: str) -> None:
                     raise ConfigError(f"{err} (value {candidate!r} of {value.kind})") from None
 
 
+def _values_of(section: dict[str, Any], key: str, default: Any) -> list[Any]:
+    value = section.get(key, default)
+    return value.candidates() if isinstance(value, Distribution) else [value]
+
+
 def load_space(name_or_path: str) -> SearchSpace:
     """Load and validate a search space (see the module docstring for the schema).
 
@@ -194,8 +199,13 @@ def load_space(name_or_path: str) -> SearchSpace:
     for key in NOT_SEARCHABLE:
         if isinstance(train_section.get(key), Distribution):
             raise ConfigError(f"{path}: train.{key} cannot be searched; set it on the command line")
-    _check_values(model_section, lambda v, w: model_config(model, v, w), f"{path}: model_config")
+    if "in_channels" in model_section:
+        raise ConfigError(f"{path}: model_config.in_channels is derived from train.input_flags; do not set it")
     _check_values(train_section, lambda v, w: from_dict(TrainConfig, v, w), f"{path}: train")
+    _check_values(model_section, lambda v, w: model_config(model, v, w), f"{path}: model_config")
+    for loss in _values_of(train_section, "loss", TrainConfig.loss):
+        for flags in _values_of(train_section, "input_flags", TrainConfig.input_flags):
+            build_model_config(model, {}, TrainConfig(loss=loss, input_flags=flags), f"{path}: train.loss")
     return SearchSpace(
         path=path,
         model=model,

@@ -42,6 +42,7 @@ from raydream.train.config import TrainConfig
 DRIVER_RESOURCE = "TRIAL_DRIVER"
 DRIVER_SHARE = 0.01  # of DRIVER_RESOURCE per trial driver; the resource only tags drivers
 DATA_CPUS = 1  # CPUs kept free for Ray Data reads
+DEFAULT_NUM_SAMPLES = 8
 SMOKE = {"num_samples": 2, "max_epochs": 2, "train_rows": 1024}
 
 
@@ -147,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--space", default="resnet", help="search space name (search_spaces/NAME.yaml) or YAML path (default resnet)")
     p.add_argument("--data", default=None, help="DREAM text file or prepared dataset dir (default: embedded 6,370-row DREAM sample)")
-    p.add_argument("--num-samples", type=int, default=8, help="trials to sample (default 8)")
+    p.add_argument("--num-samples", type=int, default=None, help="trials to sample (default 8; 2 with --smoke)")
     p.add_argument("--max-epochs", type=int, default=None, help="epochs per trial and ASHA max_t (default: the space's, else 10)")
     p.add_argument("--grace-period", type=int, default=2, help="ASHA: epochs before a trial can be stopped (default 2)")
     p.add_argument("--reduction-factor", type=int, default=2, help="ASHA: keep 1/N of trials per rung (default 2)")
@@ -157,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage-path", default="ray_results", help="where experiments are written (default ./ray_results)")
     p.add_argument("--name", default=None, help="experiment name (default SPACE-TIMESTAMP)")
     p.add_argument("--seed", type=int, default=0, help="seeds the search and every trial (default 0)")
-    p.add_argument("--smoke", action="store_true", help="tiny run: 2 trials, 2 epochs, 1,024 training rows")
+    p.add_argument("--smoke", action="store_true", help="tiny run: 2 trials, 2 epochs, 1,024 training rows (explicit flags win)")
     p.add_argument("--verbose", action="store_true", help="show Ray and worker logs")
     return p
 
@@ -196,12 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     space = load_space(args.space)
-    num_samples = SMOKE["num_samples"] if args.smoke else args.num_samples
-    max_epochs = args.max_epochs or (SMOKE["max_epochs"] if args.smoke else None)
-    max_epochs = max_epochs or space.train.get("max_epochs") or TrainConfig.max_epochs
+    num_samples = args.num_samples
+    if num_samples is None:
+        num_samples = SMOKE["num_samples"] if args.smoke else DEFAULT_NUM_SAMPLES
+    max_epochs = args.max_epochs
+    if max_epochs is None:
+        max_epochs = SMOKE["max_epochs"] if args.smoke else space.train.get("max_epochs", TrainConfig.max_epochs)
     if num_samples < 1 or max_epochs < 1:
         raise ConfigError("--num-samples and --max-epochs must be >= 1")
-    if not 1 <= args.grace_period or args.reduction_factor < 2:
+    if args.grace_period < 1 or args.reduction_factor < 2:
         raise ConfigError("--grace-period must be >= 1 and --reduction-factor >= 2")
     grace = min(args.grace_period, max_epochs)
     overrides: dict[str, Any] = {"max_epochs": max_epochs}

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from raydream.data.encode import one_hot, random_reverse_complement, reverse_complement, to_byte_matrix
+from raydream.data.encode import (
+    add_flag_channels,
+    one_hot,
+    random_reverse_complement,
+    reverse_complement,
+    to_byte_matrix,
+)
 
 COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 
@@ -49,8 +55,17 @@ def test_reverse_complement_is_exact_and_an_involution():
 def test_random_reverse_complement_flips_about_half_and_keeps_the_rest():
     x = torch.from_numpy(one_hot(["ACGTTGCA" + "A" * i for i in range(400)], 16))
     g = torch.Generator().manual_seed(0)
-    y = random_reverse_complement(x, g)
+    y, mask = random_reverse_complement(x, g)
     same = (y == x).flatten(1).all(1)
     flipped = (y == reverse_complement(x)).flatten(1).all(1)
     assert bool((same | flipped).all())
-    assert 150 < int(flipped.sum()) < 250
+    assert torch.equal(flipped & ~same, mask & ~same)
+    assert 150 < int(mask.sum()) < 250
+
+
+def test_flag_channels_are_constant_planes():
+    x = torch.zeros(3, 4, 5)
+    y = add_flag_channels(x, torch.tensor([True, False, True]), torch.tensor([0.0, 1.0, 0.0]))
+    assert y.shape == (3, 6, 5)
+    assert y[:, 4, :].tolist() == [[1.0] * 5, [0.0] * 5, [1.0] * 5]
+    assert y[:, 5, :].tolist() == [[0.0] * 5, [1.0] * 5, [0.0] * 5]

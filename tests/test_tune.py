@@ -140,3 +140,18 @@ def test_two_worker_validation_equals_a_single_process_evaluation(tmp_path):
     single = regression_metrics(labels, preds)
     assert table.loc[0, "best_val_r2"] == pytest.approx(single["r2"], abs=1e-5)
     assert meta["metrics"]["val_pearson"] == pytest.approx(single["pearson"], abs=1e-5)
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("space", ["cnn", "cls_cnn", "legnet"])
+def test_every_space_runs_one_short_trial(tmp_path, space):
+    done = subprocess.run(
+        [sys.executable, "-m", "raydream.tune", "--space", space, "--smoke", "--num-samples", "1",
+         "--max-epochs", "1", "--storage-path", str(tmp_path / "results"), "--name", space],
+        capture_output=True, text=True, timeout=190,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "results" / space / "ranked_trials.csv")
+    assert len(table) == 1 and table.loc[0, "status"] == "completed"
+    assert table.loc[0, "best_val_r2"] > -1.0

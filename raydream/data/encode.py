@@ -63,8 +63,27 @@ def reverse_complement(x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarra
     return np.ascontiguousarray(x[..., ::-1, ::-1])
 
 
-def random_reverse_complement(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Replace each sequence of a (B, 4, L) batch by its reverse complement with probability 1/2."""
-    flip = torch.rand(x.shape[0], generator=generator, device="cpu") < 0.5
-    flip = flip.to(x.device)[:, None, None]
-    return torch.where(flip, reverse_complement(x), x)
+def reverse_complement_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Reverse-complement the sequences of a (B, 4, L) batch where the (B,) bool mask is set."""
+    return torch.where(mask.to(x.device)[:, None, None], reverse_complement(x), x)
+
+
+def random_reverse_complement(
+    x: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reverse-complement each sequence of a (B, 4, L) batch with probability 1/2.
+
+    Returns the batch and the (B,) bool mask of flipped sequences.
+    """
+    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    return reverse_complement_where(x, flip), flip
+
+
+def add_flag_channels(x: torch.Tensor, *flags: torch.Tensor) -> torch.Tensor:
+    """Append one constant channel per (B,) flag: (B, C, L) -> (B, C + len(flags), L).
+
+    LegNet's extra inputs: "this is the reverse strand" and "the label is a whole number
+    (one cell seen)"; both are 0 at prediction time.
+    """
+    planes = [f.to(x.device, x.dtype)[:, None, None].expand(-1, 1, x.shape[-1]) for f in flags]
+    return torch.cat([x, *planes], dim=1)

@@ -1,7 +1,8 @@
 """Model registry: `@register_model(name, config_cls)`, `create_model`, `list_models`.
 
-Every model maps a one-hot batch (B, C_in, L) to one prediction per sequence (B,), and is
-built from one config dataclass whose fields are what a search space may set.
+Every model maps a one-hot batch (B, C_in, L) either to one value per sequence (B,) or to
+logits over expression bins (B, K) (see `raydream.models.heads`), and is built from one
+config dataclass whose fields are what a search space may set.
 """
 
 from __future__ import annotations
@@ -13,24 +14,31 @@ from torch import nn
 
 from raydream.config import from_dict
 from raydream.errors import ConfigError
+from raydream.models.heads import BINS, REGRESSION
 
 
 @dataclass(frozen=True)
 class _Entry:
     builder: Callable[[Any], nn.Module]
     config_cls: type
+    output: str
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def register_model(name: str, config_cls: type) -> Callable:
-    """Class or function decorator registering a model builder under `name`."""
+def register_model(name: str, config_cls: type, output: str = REGRESSION) -> Callable:
+    """Class or function decorator registering a model builder under `name`.
+
+    output: REGRESSION for (B,) values, BINS for (B, K) logits over expression bins.
+    """
+    if output not in (REGRESSION, BINS):
+        raise ValueError(f"output must be {REGRESSION!r} or {BINS!r}, got {output!r}")
 
     def decorate(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = _Entry(builder, config_cls)
+        _REGISTRY[name] = _Entry(builder, config_cls, output)
         return builder
 
     return decorate
@@ -45,6 +53,11 @@ def _entry(name: str) -> _Entry:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
     return _REGISTRY[name]
+
+
+def model_output(name: str) -> str:
+    """REGRESSION or BINS: what model `name` returns."""
+    return _entry(name).output
 
 
 def model_config_class(name: str) -> type:

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
+
+from raydream.errors import ConfigError
+from raydream.models import model_config, model_output
+from raydream.models.heads import BINS
+from raydream.train.losses import BIN_ONLY, LOSSES
 
 
 @dataclass(frozen=True)
@@ -19,6 +25,11 @@ class TrainConfig:
     seq_len: int = 110  # one-hot length: longer sequences trimmed, shorter zero-padded
     align: str = "left"  # "left": pad/trim on the 3' side; "right": on the 5' side
     rc_augment: bool = True  # replace each training sequence by its reverse complement w.p. 1/2
+    input_flags: bool = False  # add LegNet's reverse-strand and whole-number-label channels
+    loss: str = "mse"  # mse | huber | soft_kl | cross_entropy (the last two: bin models)
+    huber_delta: float = 1.0  # Huber loss: quadratic within this many bins
+    soft_label_sd: float = 0.5  # soft_kl: sd (bins) of the Normal around each label
+    soft_label_shift: float = 0.0  # soft_kl: shift (bins) of its mean
     seed: int = 0  # seeds weights, shuffling and augmentation
     train_rows: int = 0  # use only the first N training rows (0 = all); for smoke runs
     val_rows: int = 0  # use only the first N validation rows (0 = all)
@@ -40,3 +51,26 @@ class TrainConfig:
             raise ValueError(f"align must be 'left' or 'right', got {self.align!r}")
         if self.train_rows < 0 or self.val_rows < 0:
             raise ValueError("train_rows and val_rows must be >= 0")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.huber_delta <= 0 or self.soft_label_sd <= 0:
+            raise ValueError("huber_delta and soft_label_sd must be > 0")
+
+
+def input_channels(train: TrainConfig) -> int:
+    """Channels of the encoded input: one-hot, plus two flags with `input_flags`."""
+    return 6 if train.input_flags else 4
+
+
+def build_model_config(name: str, values: Mapping[str, Any] | None, train: TrainConfig, where: str = "model_config") -> Any:
+    """The typed config of model `name`, with `in_channels` derived from the training config.
+
+    Raises:
+        ConfigError: `in_channels` set by hand, or a loss that the model's output cannot take.
+    """
+    values = dict(values or {})
+    if "in_channels" in values:
+        raise ConfigError(f"{where}: in_channels is derived from train.input_flags; do not set it")
+    if train.loss in BIN_ONLY and model_output(name) != BINS:
+        raise ConfigError(f"{where}: loss {train.loss!r} needs a model with bin outputs (cls_cnn, legnet); {name!r} is a regression model")
+    return model_config(name, {**values, "in_channels": input_channels(train)}, where)

@@ -27,9 +27,9 @@ import torch.distributed as dist
 from raydream.checkpoint import read_checkpoint, save_checkpoint
 from raydream.config import from_dict
 from raydream.metrics import regression_metrics
-from raydream.models import create_model, model_config
+from raydream.models import create_model
 from raydream.seeding import seed_everything
-from raydream.train.config import TrainConfig
+from raydream.train.config import TrainConfig, build_model_config
 from raydream.train.optim import AdamThenSGD
 from raydream.train.steps import predict, train_epoch
 
@@ -108,8 +108,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     a checkpoint (Ray keeps the best by val_r2 and the latest).
     """
     name = loop_config["model"]
-    mcfg = model_config(name, loop_config["model_config"])
     tcfg = from_dict(TrainConfig, loop_config["train"], "train")
+    mcfg = build_model_config(name, loop_config["model_config"], tcfg)
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     generator = seed_everything(tcfg.seed + rank)

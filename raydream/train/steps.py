@@ -12,16 +12,36 @@ import numpy as np
 import torch
 from torch import nn
 
-from raydream.data.encode import one_hot, random_reverse_complement
+from raydream.data.encode import add_flag_channels, one_hot, random_reverse_complement
+from raydream.models.heads import expression_from_output
 from raydream.train.config import TrainConfig
+from raydream.train.losses import compute_loss
 
 Batch = Mapping[str, np.ndarray]
 
 
-def encode_batch(batch: Batch, config: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """One-hot sequences (B, 4, L) and float32 targets (B,) on `device`."""
+def encode_batch(
+    batch: Batch,
+    config: TrainConfig,
+    device: torch.device,
+    training: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model input (B, C, L) and float32 targets (B,) on `device`.
+
+    C is 4 (one-hot), or 6 with `config.input_flags`: the reverse-strand flag, then the
+    whole-number-label flag. In training, reverse-complement augmentation (if on) flips half
+    the batch and the flags describe each row; outside training both flags are 0, since a
+    new sequence's label is unknown.
+    """
     x = torch.from_numpy(one_hot(batch["sequence"], config.seq_len, config.align))
     y = torch.as_tensor(np.asarray(batch["expression"], dtype=np.float32))
+    flipped = torch.zeros(len(y), dtype=torch.bool)
+    if training and config.rc_augment:
+        x, flipped = random_reverse_complement(x, generator)
+    if config.input_flags:
+        whole = (y == y.floor()) if training else torch.zeros(len(y), dtype=torch.bool)
+        x = add_flag_channels(x, flipped, whole)
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
@@ -33,16 +53,16 @@ def train_epoch(
     device: torch.device,
     generator: torch.Generator | None = None,
 ) -> tuple[float, int]:
-    """One pass of MSE training. Returns (sum of per-sample losses, number of samples)."""
+    """One training pass with `config.loss`. Returns (sum of per-sample losses, samples)."""
     model.train()
     loss_sum, count = 0.0, 0
     for batch in batches:
-        x, y = encode_batch(batch, config, device)
+        x, y = encode_batch(batch, config, device, training=True, generator=generator)
         if len(y) < 2:  # BatchNorm needs two samples; a lone trailing sample is skipped
             continue
-        if config.rc_augment:
-            x = random_reverse_complement(x, generator)
-        loss = nn.functional.mse_loss(model(x), y)
+        loss = compute_loss(
+            model(x), y, config.loss, config.huber_delta, config.soft_label_sd, config.soft_label_shift
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -60,7 +80,7 @@ def predict(
     preds, labels = [], []
     for batch in batches:
         x, y = encode_batch(batch, config, device)
-        preds.append(model(x).float().cpu().numpy())
+        preds.append(expression_from_output(model(x)).float().cpu().numpy())
         labels.append(y.cpu().numpy())
     if not preds:
         return np.zeros(0), np.zeros(0)
