@@ -30,13 +30,19 @@ def save_checkpoint(
     epoch: int,
     metrics: dict[str, float],
     optimizer_state: dict | None = None,
+    train_model: nn.Module | None = None,
 ) -> Path:
-    """Write model weights and the configs that built them into `directory`."""
+    """Write model weights and the configs that built them into `directory`.
+
+    model: the weights to predict with. train_model: the weights training continues from,
+    when they differ (stochastic weight averaging evaluates an average of past weights).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {"model": model.state_dict(), "optimizer": optimizer_state}, directory / MODEL_FILE
-    )
+    state = {"model": model.state_dict(), "optimizer": optimizer_state}
+    if train_model is not None:
+        state["train_model"] = train_model.state_dict()
+    torch.save(state, directory / MODEL_FILE)
     meta = {
         "model": model_name,
         "model_config": asdict(model_config),

@@ -9,7 +9,7 @@ from raydream.errors import ConfigError
 from raydream.metrics import regression_metrics
 from raydream.models import create_model
 from raydream.train.config import TrainConfig, build_model_config
-from raydream.train.optim import AdamThenSGD
+from raydream.train.optim import AdamThenSGD, make_recipe
 from raydream.train.steps import encode_batch, predict, train_epoch
 
 from conftest import random_promoters
@@ -92,9 +92,10 @@ def test_model_learns_a_planted_motif_well_above_a_shuffled_control(name, device
     def fit(train_targets):
         torch.manual_seed(0)
         model = create_model(name, build_model_config(name, model_values, cfg)).to(device)
-        recipe = AdamThenSGD(model.parameters(), cfg)
-        for _ in range(4):
-            train_epoch(model, recipe.optimizer, batches(seqs, train_targets), cfg, device)
+        recipe = make_recipe(model, cfg, steps_per_epoch=len(seqs) // 64 + 1)
+        for epoch in range(1, 5):
+            recipe.start_epoch(epoch)
+            train_epoch(model, recipe, batches(seqs, train_targets), cfg, device)
         preds, labels = predict(model, batches(val_seqs, val_values), cfg, device)
         return regression_metrics(labels, preds)["r2"]
 
@@ -127,3 +128,70 @@ def test_in_channels_and_loss_are_checked_against_the_model():
         build_model_config("resnet", {}, TrainConfig(loss="soft_kl"))
     with pytest.raises(ConfigError, match="derived from train.input_flags"):
         build_model_config("resnet", {"in_channels": 6}, TrainConfig())
+
+
+def test_onecycle_warms_up_then_anneals_and_never_overruns():
+    model = torch.nn.Linear(3, 1)
+    cfg = TrainConfig(optimizer="adamw_onecycle", lr=1e-2, max_epochs=2, onecycle_pct_start=0.25)
+    recipe = make_recipe(model, cfg, steps_per_epoch=10)
+    assert isinstance(recipe.optimizer, torch.optim.AdamW)
+    lrs = []
+    for _ in range(25):  # more batches than planned: the schedule must stop, not raise
+        recipe.optimizer.step()
+        recipe.after_batch()
+        lrs.append(recipe.lr)
+    peak = int(np.argmax(lrs))
+    assert 3 <= peak <= 5 and lrs[peak] == pytest.approx(1e-2, rel=0.05)
+    assert lrs[-1] < 1e-4
+
+
+def test_swa_evaluates_the_average_with_recomputed_batchnorm():
+    torch.manual_seed(0)
+    model = create_model("resnet", {"channels": 8, "num_blocks": 1})
+    cfg = TrainConfig(optimizer="cosine_swa", swa_start=2, swa_lr=1e-3)
+    recipe = make_recipe(model, cfg, steps_per_epoch=1)
+    inputs = [torch.rand(16, 4, 110) * 3 for _ in range(2)]
+    recipe.start_epoch(1)
+    assert recipe.eval_model(model, lambda: inputs) is model  # before swa_start
+    recipe.start_epoch(2)
+    averaged = recipe.eval_model(model, lambda: inputs)
+    assert averaged is not model and recipe.phase == "swa"
+    bn = averaged.stem[1]
+    expected_mean = torch.cat([averaged.stem[0](x) for x in inputs]).mean(dim=(0, 2))
+    torch.testing.assert_close(bn.running_mean, expected_mean, rtol=1e-4, atol=1e-4)
+    clone = make_recipe(create_model("resnet", {"channels": 8, "num_blocks": 1}), cfg, 1)
+    clone.load_state_dict(recipe.state_dict())
+    assert int(clone.averaged.n_averaged) == 1
+
+
+def test_rc_test_average_makes_predictions_strand_symmetric():
+    torch.manual_seed(0)
+    cfg = TrainConfig(rc_test_average=True)
+    model = create_model("resnet", {"channels": 8, "num_blocks": 2})
+    seqs = random_promoters(4)
+    rcs = [s.translate(str.maketrans("ACGT", "TGCA"))[::-1] for s in seqs]
+    batch = lambda s: [{"sequence": np.array(s, dtype=object), "expression": np.zeros(4)}]  # noqa: E731
+    fwd, _ = predict(model, batch(seqs), cfg, torch.device("cpu"))
+    rev, _ = predict(model, batch(rcs), cfg, torch.device("cpu"))
+    np.testing.assert_allclose(fwd, rev, rtol=1e-5)
+    plain, _ = predict(model, batch(seqs), TrainConfig(), torch.device("cpu"))
+    assert not np.allclose(plain, fwd)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw_onecycle", "cosine_swa"])
+def test_other_recipes_learn_the_planted_motif(optimizer):
+    torch.manual_seed(0)
+    cfg = TrainConfig(batch_size=64, lr=3e-3, optimizer=optimizer, max_epochs=4, swa_start=3)
+    seqs, values = _planted(1200, 0)
+    val_seqs, val_values = _planted(300, 1)
+    model = create_model("resnet", {"channels": 16, "num_blocks": 2, "initial_prediction": 7.0})
+    recipe = make_recipe(model, cfg, steps_per_epoch=len(seqs) // 64 + 1)
+    chunks = lambda s, v: [{"sequence": s[i : i + 64], "expression": v[i : i + 64]} for i in range(0, len(s), 64)]  # noqa: E731
+    device = torch.device("cpu")
+    for epoch in range(1, 5):
+        recipe.start_epoch(epoch)
+        train_epoch(model, recipe, chunks(seqs, values), cfg, device)
+        evaluated = recipe.eval_model(model, lambda: [encode_batch(b, cfg, device)[0] for b in chunks(seqs, values)])
+        preds, labels = predict(evaluated, chunks(val_seqs, val_values), cfg, device)
+        recipe.end_epoch(regression_metrics(labels, preds)["mse"])
+    assert regression_metrics(labels, preds)["r2"] > 0.5

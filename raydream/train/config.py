@@ -10,6 +10,8 @@ from raydream.models import model_config, model_output
 from raydream.models.heads import BINS
 from raydream.train.losses import BIN_ONLY, LOSSES
 
+OPTIMIZERS = ("adam_sgd", "adamw_onecycle", "cosine_swa")  # see raydream.train.optim
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -17,14 +19,19 @@ class TrainConfig:
     weight_decay: float = 1e-4  # L2 penalty on all parameters
     batch_size: int = 128
     max_epochs: int = 10  # also ASHA's max_t
+    optimizer: str = "adam_sgd"  # adam_sgd | adamw_onecycle | cosine_swa (raydream.train.optim)
     switch_epoch: int = 0  # first epoch trained with SGD instead of Adam; 0 = never switch
     sgd_lr_factor: float = 0.1  # SGD starts at (current Adam lr) * this factor
     sgd_momentum: float = 0.9
     plateau_factor: float = 0.5  # ReduceLROnPlateau factor on validation MSE
     plateau_patience: int = 2  # epochs without improvement before the lr is cut
+    onecycle_pct_start: float = 0.3  # adamw_onecycle: fraction of steps spent warming up
+    swa_start: int = 6  # cosine_swa: first epoch whose weights are averaged
+    swa_lr: float = 1e-4  # cosine_swa: constant lr while averaging
     seq_len: int = 110  # one-hot length: longer sequences trimmed, shorter zero-padded
     align: str = "left"  # "left": pad/trim on the 3' side; "right": on the 5' side
     rc_augment: bool = True  # replace each training sequence by its reverse complement w.p. 1/2
+    rc_test_average: bool = False  # predict the mean of the forward and reverse-complement passes
     input_flags: bool = False  # add LegNet's reverse-strand and whole-number-label channels
     loss: str = "mse"  # mse | huber | soft_kl | cross_entropy (the last two: bin models)
     huber_delta: float = 1.0  # Huber loss: quadratic within this many bins
@@ -51,6 +58,10 @@ class TrainConfig:
             raise ValueError(f"align must be 'left' or 'right', got {self.align!r}")
         if self.train_rows < 0 or self.val_rows < 0:
             raise ValueError("train_rows and val_rows must be >= 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not 0 < self.onecycle_pct_start < 1 or self.swa_start < 1 or self.swa_lr <= 0:
+            raise ValueError("onecycle_pct_start must be in (0, 1), swa_start >= 1 and swa_lr > 0")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.huber_delta <= 0 or self.soft_label_sd <= 0:

@@ -13,6 +13,7 @@ compute over the whole split.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
@@ -30,8 +31,8 @@ from raydream.metrics import regression_metrics
 from raydream.models import create_model
 from raydream.seeding import seed_everything
 from raydream.train.config import TrainConfig, build_model_config
-from raydream.train.optim import AdamThenSGD
-from raydream.train.steps import predict, train_epoch
+from raydream.train.optim import make_recipe
+from raydream.train.steps import encode_batch, predict, train_epoch
 
 # Rows held by each worker's local shuffle buffer, in batches.
 SHUFFLE_BATCHES = 16
@@ -103,7 +104,9 @@ def _sum_across_workers(*values: float) -> list[float]:
 def train_loop_per_worker(loop_config: dict) -> None:
     """Ray Train worker entry point.
 
-    loop_config: {"model": name, "model_config": dict, "train": dict} (already validated).
+    loop_config: {"model": name, "model_config": dict, "train": dict} (already validated),
+        "steps_per_epoch" (batches per worker per epoch, for per-batch schedules) and
+        "torch_threads".
     Reports per epoch: epoch, train_loss, val_r2, val_pearson, val_spearman, val_mse, lr, and
     a checkpoint (Ray keeps the best by val_r2 and the latest).
     """
@@ -116,19 +119,24 @@ def train_loop_per_worker(loop_config: dict) -> None:
     torch.set_num_threads(max(1, int(loop_config.get("torch_threads", 1))))
     device = ray.train.torch.get_device()
 
-    model = create_model(name, mcfg)
-    recipe = AdamThenSGD(model.parameters(), tcfg)
+    raw = create_model(name, mcfg)
+    recipe = make_recipe(raw, tcfg, int(loop_config.get("steps_per_epoch", 1)))
     start_epoch, best_r2 = 1, -np.inf
     if checkpoint := ray.train.get_checkpoint():
         with checkpoint.as_directory() as directory:
             state, meta = read_checkpoint(directory)
-        model.load_state_dict(state["model"])
+        raw.load_state_dict(state.get("train_model") or state["model"])
         recipe.load_state_dict(state["optimizer"])
         start_epoch, best_r2 = meta["epoch"] + 1, meta["metrics"]["best_val_r2"]
-    model = ray.train.torch.prepare_model(model)
+    model = ray.train.torch.prepare_model(raw)
 
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
+
+    def train_inputs():  # unshuffled, unaugmented training inputs (SWA's BatchNorm pass)
+        for batch in train_shard.iter_batches(batch_size=tcfg.batch_size, batch_format="numpy"):
+            yield encode_batch(batch, tcfg, device)[0]
+
     for epoch in range(start_epoch, tcfg.max_epochs + 1):
         recipe.start_epoch(epoch)
         batches = train_shard.iter_batches(
@@ -137,12 +145,13 @@ def train_loop_per_worker(loop_config: dict) -> None:
             local_shuffle_buffer_size=tcfg.batch_size * SHUFFLE_BATCHES,
             local_shuffle_seed=tcfg.seed * 1000 + epoch * 10 + rank,
         )
-        loss_sum, count = train_epoch(model, recipe.optimizer, batches, tcfg, device, generator)
+        loss_sum, count = train_epoch(model, recipe, batches, tcfg, device, generator)
         loss_sum, count = _sum_across_workers(loss_sum, count)
 
-        _sync_buffers(model)
+        evaluated = recipe.eval_model(raw, train_inputs)
+        _sync_buffers(evaluated)
         val_batches = val_shard.iter_batches(batch_size=max(tcfg.batch_size, 256), batch_format="numpy")
-        preds, labels = predict(model, _rows_of_rank(val_batches, rank, world_size), tcfg, device)
+        preds, labels = predict(evaluated, _rows_of_rank(val_batches, rank, world_size), tcfg, device)
         scores = regression_metrics(_gather(labels), _gather(preds))
         recipe.end_epoch(scores["mse"])
         best_r2 = max(best_r2, scores["r2"])
@@ -158,13 +167,14 @@ def train_loop_per_worker(loop_config: dict) -> None:
             if rank == 0:
                 save_checkpoint(
                     tmp,
-                    model.module if hasattr(model, "module") else model,
+                    evaluated,
                     name,
                     mcfg,
                     tcfg,
                     epoch,
                     {**metrics, "best_val_r2": best_r2},
                     optimizer_state=recipe.state_dict(),
+                    train_model=raw if evaluated is not raw else None,
                 )
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)
@@ -172,7 +182,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
 def build_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callbacks: list) -> "ray.train.torch.TorchTrainer":
     """A TorchTrainer for one trial, reading the prepared dataset's train and val shards."""
-    from raydream.data.prepare import split_files
+    from raydream.data.prepare import load_manifest, split_files
 
     tcfg = from_dict(TrainConfig, loop_config["train"], "train")
     train = ray.data.read_parquet(split_files(setup.data_dir, "train"))
@@ -184,9 +194,12 @@ def build_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callb
     resources = {"CPU": setup.cpus_per_worker, **({"GPU": 1} if setup.use_gpu else {})}
     val_options = ray.train.DataConfig.default_ingest_options()
     val_options.preserve_order = True  # every worker must see validation rows in one order
+    rows = load_manifest(setup.data_dir)["rows"]["train"]
+    rows = min(rows, tcfg.train_rows) if tcfg.train_rows else rows
+    steps_per_epoch = math.ceil(rows / setup.num_workers / tcfg.batch_size)
     return ray.train.torch.TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={**loop_config, "torch_threads": setup.cpus_per_worker},
+        train_loop_config={**loop_config, "torch_threads": setup.cpus_per_worker, "steps_per_epoch": steps_per_epoch},
         scaling_config=ray.train.ScalingConfig(
             num_workers=setup.num_workers, use_gpu=setup.use_gpu, resources_per_worker=resources
         ),

@@ -12,10 +12,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from raydream.data.encode import add_flag_channels, one_hot, random_reverse_complement
+from raydream.data.encode import add_flag_channels, one_hot, random_reverse_complement, reverse_complement
 from raydream.models.heads import expression_from_output
 from raydream.train.config import TrainConfig
 from raydream.train.losses import compute_loss
+from raydream.train.optim import Recipe
 
 Batch = Mapping[str, np.ndarray]
 
@@ -47,7 +48,7 @@ def encode_batch(
 
 def train_epoch(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    recipe: Recipe,
     batches: Iterable[Batch],
     config: TrainConfig,
     device: torch.device,
@@ -63,9 +64,10 @@ def train_epoch(
         loss = compute_loss(
             model(x), y, config.loss, config.huber_delta, config.soft_label_sd, config.soft_label_shift
         )
-        optimizer.zero_grad(set_to_none=True)
+        recipe.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        recipe.optimizer.step()
+        recipe.after_batch()
         loss_sum += float(loss.detach()) * len(y)
         count += len(y)
     return loss_sum, count
@@ -75,12 +77,22 @@ def train_epoch(
 def predict(
     model: nn.Module, batches: Iterable[Batch], config: TrainConfig, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions and measured values over all batches, as float64 arrays (N,)."""
+    """Predictions and measured values over all batches, as float64 arrays (N,).
+
+    With `config.rc_test_average`, each prediction is the mean over both strands.
+    """
     model.eval()
     preds, labels = [], []
     for batch in batches:
         x, y = encode_batch(batch, config, device)
-        preds.append(expression_from_output(model(x)).float().cpu().numpy())
+        pred = expression_from_output(model(x))
+        if config.rc_test_average:
+            x_rc = x.clone()
+            x_rc[:, :4] = reverse_complement(x[:, :4])
+            if config.input_flags:
+                x_rc[:, 4] = 1.0  # the reverse-strand flag
+            pred = (pred + expression_from_output(model(x_rc))) / 2
+        preds.append(pred.float().cpu().numpy())
         labels.append(y.cpu().numpy())
     if not preds:
         return np.zeros(0), np.zeros(0)
