@@ -2,7 +2,7 @@
 
 Each worker reads its shard of the Parquet-backed Ray Datasets with
 `ray.train.get_dataset_shard`, one-hot encodes batches itself (cheap, vectorised; keeps the
-Ray Data pipeline a plain read), and trains with the Adam -> SGD recipe.
+Ray Data pipeline a plain read), and trains with the recipe named by `train.optimizer`.
 
 Validation is exact: Ray Train's split of a dataset between workers is an *equal* split,
 which may drop up to (workers - 1) rows, so the validation set is not split. Every worker
