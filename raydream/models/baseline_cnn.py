@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from raydream.models.checks import require_dropout, require_odd
 from raydream.models.registry import register_model
 
 
@@ -22,11 +23,8 @@ class BaselineCNNConfig:
     initial_prediction: float = 11.0  # output bias at init; ~ median DREAM expression
 
     def __post_init__(self) -> None:
-        for name in ("conv1_kernel", "conv2_kernel"):
-            if getattr(self, name) < 1 or getattr(self, name) % 2 == 0:
-                raise ValueError(f"{name} must be a positive odd number, got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        require_odd(self, "conv1_kernel", "conv2_kernel")
+        require_dropout(self)
 
 
 @register_model("baseline_cnn", BaselineCNNConfig)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from raydream.models.heads import BINS, bin_prior_logits
+from raydream.models.checks import require_dropout, require_odd
 from raydream.models.registry import register_model
 
 
@@ -27,14 +28,12 @@ class ClsCNNConfig:
     initial_prediction: float = 11.0  # expected bin at init; ~ median DREAM expression
 
     def __post_init__(self) -> None:
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd number, got {self.kernel_size}")
+        require_odd(self, "kernel_size")
         if not 1 <= self.num_conv <= 5:
             raise ValueError(f"num_conv must be in 1..5, got {self.num_conv}")
         if self.num_bins < 2 or self.channels < 1:
             raise ValueError("num_bins must be >= 2 and channels >= 1")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        require_dropout(self)
 
 
 @register_model("cls_cnn", ClsCNNConfig, output=BINS)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from raydream.models.heads import BINS, bin_prior_logits
+from raydream.models.checks import require_odd
 from raydream.models.registry import register_model
 
 
@@ -35,9 +36,7 @@ class LegNetConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "block_channels", tuple(self.block_channels))
-        for name in ("stem_kernel", "kernel_size"):
-            if getattr(self, name) < 1 or getattr(self, name) % 2 == 0:
-                raise ValueError(f"{name} must be a positive odd number, got {getattr(self, name)}")
+        require_odd(self, "stem_kernel", "kernel_size")
         if not self.block_channels or min(self.block_channels) < 1:
             raise ValueError("block_channels must list at least one positive width")
         if self.expansion < 1 or self.se_reduction < 1 or self.group_width < 1:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from raydream.models.checks import require_dropout, require_odd
 from raydream.models.registry import register_model
 
 
@@ -29,15 +30,12 @@ class ResNetConfig:
     initial_prediction: float = 11.0  # output at init; ~ median DREAM expression
 
     def __post_init__(self) -> None:
-        for name in ("kernel_size", "stem_kernel"):
-            if getattr(self, name) < 1 or getattr(self, name) % 2 == 0:
-                raise ValueError(f"{name} must be a positive odd number, got {getattr(self, name)}")
+        require_odd(self, "kernel_size", "stem_kernel")
         if not 1 <= self.num_blocks <= 6:
             raise ValueError(f"num_blocks must be in 1..6 (each halves the length), got {self.num_blocks}")
         if self.channels < 1 or self.hidden < 1:
             raise ValueError("channels and hidden must be >= 1")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        require_dropout(self)
         if self.initial_prediction <= 0:
             raise ValueError("initial_prediction must be > 0 (softplus output)")
 
