@@ -195,3 +195,17 @@ def test_other_recipes_learn_the_planted_motif(optimizer):
         preds, labels = predict(evaluated, chunks(val_seqs, val_values), cfg, device)
         recipe.end_epoch(regression_metrics(labels, preds)["mse"])
     assert regression_metrics(labels, preds)["r2"] > 0.5
+
+
+def test_label_rounding_and_noise_apply_to_training_targets_only():
+    batch = {"sequence": np.array(["ACGT"] * 2000, dtype=object), "expression": np.full(2000, 3.4)}
+    device = torch.device("cpu")
+    _, y = encode_batch(batch, TrainConfig(seq_len=8, round_labels=True), device, training=True)
+    assert set(y.tolist()) == {3.0}
+    cfg = TrainConfig(seq_len=8, label_noise_sd=0.5)
+    _, y = encode_batch(batch, cfg, device, training=True, generator=torch.Generator().manual_seed(0))
+    assert float(y.mean()) == pytest.approx(3.4, abs=0.05) and float(y.std()) == pytest.approx(0.5, abs=0.05)
+    _, y = encode_batch(batch, cfg, device)
+    assert torch.allclose(y, torch.full_like(y, 3.4))
+    with pytest.raises(ConfigError, match="label_noise_sd"):
+        from_dict(TrainConfig, {"label_noise_sd": -1.0}, "train")

@@ -32,6 +32,8 @@ class TrainConfig:
     align: str = "left"  # "left": pad/trim on the 3' side; "right": on the 5' side
     rc_augment: bool = True  # replace each training sequence by its reverse complement w.p. 1/2
     rc_test_average: bool = False  # predict the mean of the forward and reverse-complement passes
+    label_noise_sd: float = 0.0  # label smoothing: Gaussian noise (bins) added to training targets
+    round_labels: bool = False  # train on labels rounded to integer bins
     input_flags: bool = False  # add LegNet's reverse-strand and whole-number-label channels
     loss: str = "mse"  # mse | huber | soft_kl | cross_entropy (the last two: bin models)
     huber_delta: float = 1.0  # Huber loss: quadratic within this many bins
@@ -66,6 +68,8 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.huber_delta <= 0 or self.soft_label_sd <= 0:
             raise ValueError("huber_delta and soft_label_sd must be > 0")
+        if self.label_noise_sd < 0:
+            raise ValueError(f"label_noise_sd must be >= 0, got {self.label_noise_sd}")
 
 
 def input_channels(train: TrainConfig) -> int:

@@ -32,8 +32,9 @@ def encode_batch(
 
     C is 4 (one-hot), or 6 with `config.input_flags`: the reverse-strand flag, then the
     whole-number-label flag. In training, reverse-complement augmentation (if on) flips half
-    the batch and the flags describe each row; outside training both flags are 0, since a
-    new sequence's label is unknown.
+    the batch, the flags describe each row and the targets go through `training_targets`;
+    outside training both flags are 0, since a new sequence's label is unknown, and the
+    targets are the measured values.
     """
     x = torch.from_numpy(one_hot(batch["sequence"], config.seq_len, config.align))
     y = torch.as_tensor(np.asarray(batch["expression"], dtype=np.float32))
@@ -43,7 +44,19 @@ def encode_batch(
     if config.input_flags:
         whole = (y == y.floor()) if training else torch.zeros(len(y), dtype=torch.bool)
         x = add_flag_channels(x, flipped, whole)
+    if training:
+        y = training_targets(y, config, generator)
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def training_targets(y: torch.Tensor, config: TrainConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Targets the loss sees in training: rounded to integer bins with `round_labels`, then
+    smoothed with Gaussian noise of sd `label_noise_sd` (clipped at 0, like the assay)."""
+    if config.round_labels:
+        y = y.round()
+    if config.label_noise_sd:
+        y = (y + config.label_noise_sd * torch.randn(y.shape, generator=generator)).clamp(min=0)
+    return y
 
 
 def train_epoch(
