@@ -45,6 +45,15 @@ def test_cli_errors_are_one_line_before_ray_starts(tmp_path, capsys):
     assert "missing.txt: no such file" in capsys.readouterr().err
 
 
+def run_tune(*args: str, timeout: int) -> subprocess.CompletedProcess:
+    """`python -m raydream.tune ARGS` in a subprocess; fails the test on a non-zero exit."""
+    done = subprocess.run(
+        [sys.executable, "-m", "raydream.tune", *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
 TINY_SPACE = """
 model: resnet
 model_config:
@@ -64,13 +73,9 @@ train:
 def test_four_sequential_trials_complete_with_asha_and_a_ranked_table(tmp_path):
     space = tmp_path / "tiny.yaml"
     space.write_text(TINY_SPACE)
-    done = subprocess.run(
-        [sys.executable, "-m", "raydream.tune", "--space", str(space), "--num-samples", "4",
-         "--max-epochs", "3", "--grace-period", "1", "--reduction-factor", "2",
-         "--storage-path", str(tmp_path / "results"), "--name", "four", "--seed", "3"],
-        capture_output=True, text=True, timeout=400,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_tune("--space", str(space), "--num-samples", "4", "--max-epochs", "3", "--grace-period", "1",
+                    "--reduction-factor", "2", "--storage-path", str(tmp_path / "results"), "--name", "four",
+                    "--seed", "3", timeout=400)
     assert "Trials ranked by best validation R^2" in done.stdout
     table = pd.read_csv(tmp_path / "results" / "four" / "ranked_trials.csv")
     assert len(table) == 4
@@ -87,12 +92,8 @@ def test_four_sequential_trials_complete_with_asha_and_a_ranked_table(tmp_path):
 @pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_readme_smoke_command_runs_the_resnet_space(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "raydream.tune", "--space", "resnet", "--smoke",
-         "--storage-path", str(tmp_path / "results"), "--name", "smoke"],
-        capture_output=True, text=True, timeout=280,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_tune("--space", "resnet", "--smoke", "--storage-path", str(tmp_path / "results"), "--name", "smoke",
+             timeout=280)
     table = pd.read_csv(tmp_path / "results" / "smoke" / "ranked_trials.csv")
     assert len(table) == 2 and (table["epochs"] <= 2).all()
     assert {"channels", "kernel_size", "num_blocks", "lr", "weight_decay", "switch_epoch", "batch_size"} <= set(table.columns)
@@ -123,13 +124,8 @@ def test_two_worker_validation_equals_a_single_process_evaluation(tmp_path):
 
     space = tmp_path / "tiny.yaml"
     space.write_text(TINY_SPACE.replace("  val_rows: 256\n", ""))
-    done = subprocess.run(
-        [sys.executable, "-m", "raydream.tune", "--space", str(space), "--num-samples", "1",
-         "--max-epochs", "1", "--num-workers", "2", "--num-cpus", "3",
-         "--storage-path", str(tmp_path / "results"), "--name", "ddp"],
-        capture_output=True, text=True, timeout=280,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_tune("--space", str(space), "--num-samples", "1", "--max-epochs", "1", "--num-workers", "2",
+                    "--num-cpus", "3", "--storage-path", str(tmp_path / "results"), "--name", "ddp", timeout=280)
     assert "each trial: 2 CPU for Train workers" in done.stdout
     table = pd.read_csv(tmp_path / "results" / "ddp" / "ranked_trials.csv")
     assert table.loc[0, "status"] == "completed"
@@ -146,12 +142,8 @@ def test_two_worker_validation_equals_a_single_process_evaluation(tmp_path):
 @pytest.mark.timeout(200)
 @pytest.mark.parametrize("space", ["cnn", "cls_cnn", "legnet"])
 def test_every_space_runs_one_short_trial(tmp_path, space):
-    done = subprocess.run(
-        [sys.executable, "-m", "raydream.tune", "--space", space, "--smoke", "--num-samples", "1",
-         "--max-epochs", "1", "--storage-path", str(tmp_path / "results"), "--name", space],
-        capture_output=True, text=True, timeout=190,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_tune("--space", space, "--smoke", "--num-samples", "1", "--max-epochs", "1",
+             "--storage-path", str(tmp_path / "results"), "--name", space, timeout=190)
     table = pd.read_csv(tmp_path / "results" / space / "ranked_trials.csv")
     assert len(table) == 1 and table.loc[0, "status"] == "completed"
     assert table.loc[0, "best_val_r2"] > -1.0
