@@ -129,16 +129,13 @@ class CosineSWA(Recipe):
 
     phase = "cosine"
 
-    def __init__(self, params: Iterable[nn.Parameter], config: TrainConfig, model: nn.Module):
-        super().__init__(params, config)
+    def __init__(self, model: nn.Module, config: TrainConfig):
+        super().__init__(model.parameters(), config)
         self.cosine = CosineAnnealingLR(self.optimizer, T_max=max(1, config.swa_start - 1))
         self.swa_schedule = SWALR(self.optimizer, swa_lr=config.swa_lr, anneal_epochs=1)
         self.averaged = AveragedModel(model)
-        self.model = model
-        self.epoch = 0
 
     def start_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
         if epoch >= self.config.swa_start:
             self.phase = "swa"
 
@@ -151,7 +148,7 @@ class CosineSWA(Recipe):
     def eval_model(self, model: nn.Module, train_batches: Callable[[], Iterable[torch.Tensor]]) -> nn.Module:
         if self.phase != "swa":
             return model
-        self.averaged.update_parameters(self.model)
+        self.averaged.update_parameters(model)
         _update_batchnorm(self.averaged, train_batches())
         return self.averaged.module
 
@@ -191,5 +188,5 @@ def make_recipe(model: nn.Module, config: TrainConfig, steps_per_epoch: int) -> 
     if config.optimizer == "adamw_onecycle":
         return AdamWOneCycle(model.parameters(), config, steps_per_epoch)
     if config.optimizer == "cosine_swa":
-        return CosineSWA(model.parameters(), config, model)
+        return CosineSWA(model, config)
     raise ValueError(f"unknown optimizer {config.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
