@@ -1,6 +1,8 @@
-"""Checkpoint directory format: `model.pt` (state dict) + `meta.json` (what built it).
+"""Checkpoint directory format: the model file + `meta.json` (what built it).
 
-Plain files, readable without Ray: `load_model(path)` rebuilds the model for prediction.
+The model file is `model.pt` (a network's state dict), `model.txt` (LightGBM's text model)
+or `model.joblib` (a scikit-learn forest). Plain files, readable without Ray:
+`load_model(path)` rebuilds the model, `predict_from_checkpoint(path, sequences)` predicts.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from raydream.errors import DataError
-from raydream.models import create_model
+from raydream.models import TREE, create_model, model_config, model_kind
+from raydream.models.trees import FOREST_FILE, LIGHTGBM_FILE, TreeModel
 
 MODEL_FILE = "model.pt"
 META_FILE = "meta.json"
@@ -43,6 +47,21 @@ def save_checkpoint(
     if train_model is not None:
         state["train_model"] = train_model.state_dict()
     torch.save(state, directory / MODEL_FILE)
+    _write_meta(directory, model_name, model_config, train_config, epoch, metrics)
+    return directory
+
+
+def save_tree_checkpoint(
+    directory: str | os.PathLike, model: TreeModel, model_name: str, train_config: Any, epoch: int, metrics: dict[str, float]
+) -> Path:
+    """Write a fitted tree model and the configs that built it into `directory`."""
+    directory = Path(directory)
+    model.save(directory)
+    _write_meta(directory, model_name, model.config, train_config, epoch, metrics)
+    return directory
+
+
+def _write_meta(directory: Path, model_name: str, model_config: Any, train_config: Any, epoch: int, metrics: dict) -> None:
     meta = {
         "model": model_name,
         "model_config": asdict(model_config),
@@ -51,23 +70,61 @@ def save_checkpoint(
         "metrics": metrics,
     }
     (directory / META_FILE).write_text(json.dumps(meta, indent=2))
-    return directory
+
+
+def read_meta(directory: str | os.PathLike) -> dict:
+    """The meta.json of a checkpoint directory.
+
+    Raises:
+        DataError: the directory holds no raydream checkpoint.
+    """
+    directory = Path(directory)
+    meta_path = directory / META_FILE
+    if not meta_path.is_file() or not any((directory / f).is_file() for f in (MODEL_FILE, LIGHTGBM_FILE, FOREST_FILE)):
+        raise DataError(f"{directory}: not a raydream checkpoint (expected {META_FILE} and a model file)")
+    return json.loads(meta_path.read_text())
 
 
 def read_checkpoint(directory: str | os.PathLike, map_location: str = "cpu") -> tuple[dict, dict]:
-    """The saved state ({"model", "optimizer"}) and meta of a checkpoint directory."""
+    """The saved state ({"model", "optimizer"}) and meta of a network's checkpoint directory."""
     directory = Path(directory)
-    meta_path = directory / META_FILE
-    if not meta_path.is_file() or not (directory / MODEL_FILE).is_file():
-        raise DataError(f"{directory}: not a raydream checkpoint (expected {MODEL_FILE} and {META_FILE})")
+    meta = read_meta(directory)
+    if not (directory / MODEL_FILE).is_file():
+        raise DataError(f"{directory}: not a network checkpoint (expected {MODEL_FILE})")
     state = torch.load(directory / MODEL_FILE, map_location=map_location, weights_only=True)
-    return state, json.loads(meta_path.read_text())
+    return state, meta
 
 
-def load_model(directory: str | os.PathLike, map_location: str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model saved in a checkpoint directory; returns (model in eval mode, meta)."""
+def load_model(directory: str | os.PathLike, map_location: str = "cpu") -> tuple[nn.Module | TreeModel, dict]:
+    """Rebuild the model saved in a checkpoint directory; returns (model, meta).
+
+    A network comes back in eval mode; a tree model as a `TreeModel`.
+    """
+    meta = read_meta(directory)
+    if model_kind(meta["model"]) == TREE:
+        return TreeModel.load(directory, model_config(meta["model"], meta["model_config"])), meta
     state, meta = read_checkpoint(directory, map_location)
     model = create_model(meta["model"], meta["model_config"])
     model.load_state_dict(state["model"])
     model.eval()
     return model, meta
+
+
+def predict_from_checkpoint(directory: str | os.PathLike, sequences: Sequence[str] | np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Predicted expression (float64) of `sequences` by the model saved in `directory`, on CPU.
+
+    Networks predict as they were validated (same encoding; strand averaging if trained with
+    `rc_test_average`).
+    """
+    from raydream.train.config import TrainConfig
+    from raydream.train.steps import predict
+
+    model, meta = load_model(directory)
+    sequences = np.asarray(sequences, dtype=object)
+    if isinstance(model, TreeModel):
+        return model.predict(sequences)
+    config = TrainConfig(**meta["train_config"])
+    dummy = np.zeros(len(sequences))
+    batches = ({"sequence": sequences[i : i + batch_size], "expression": dummy[i : i + batch_size]}
+               for i in range(0, len(sequences), batch_size))
+    return predict(model, batches, config, torch.device("cpu"))[0]

@@ -29,9 +29,9 @@ import yaml
 
 from raydream.config import field_names, from_dict
 from raydream.errors import ConfigError
-from raydream.models import list_models, model_config
+from raydream.models import TREE, list_models, model_config, model_kind
 from raydream.models.registry import model_config_class
-from raydream.train.config import TrainConfig, build_model_config
+from raydream.train.config import TREE_TRAIN_FIELDS, TrainConfig, build_model_config
 
 DISTRIBUTIONS = {"choice": None, "uniform": 2, "loguniform": 2, "randint": 2, "quniform": 3}
 TOP_LEVEL_KEYS = ("description", "model", "model_config", "train")
@@ -77,6 +77,14 @@ class SearchSpace:
             for key, value in getattr(self, section).items()
             if isinstance(value, Distribution)
         ]
+
+    def fewest_rounds(self) -> int | None:
+        """Tree models: the fewest boosting rounds (or trees) a trial can be given; else None."""
+        for key in ("num_boost_round", "n_estimators"):
+            cls = model_config_class(self.model)
+            if key in field_names(cls):
+                return min(_values_of(self.model_config, key, getattr(cls, key)))
+        return None
 
 
 def spaces_dirs() -> list[Path]:
@@ -193,7 +201,15 @@ def load_space(name_or_path: str) -> SearchSpace:
     if model not in list_models():
         raise ConfigError(f"{path}: model: expected one of {', '.join(list_models())}, got {model!r}")
     model_fields = field_names(model_config_class(model))
-    train_fields = field_names(TrainConfig)
+    tree = model_kind(model) == TREE
+    if tree:
+        for key in raw.get("train") or {}:
+            if key in field_names(TrainConfig) and key not in TREE_TRAIN_FIELDS:
+                raise ConfigError(
+                    f"{path}: train.{key} does not apply to the tree model {model!r}; its settings are in "
+                    f"model_config ({', '.join(model_fields)})"
+                )
+    train_fields = list(TREE_TRAIN_FIELDS) if tree else field_names(TrainConfig)
     model_section = _parse_section(raw.get("model_config"), model_fields, f"{path}: model_config")
     train_section = _parse_section(raw.get("train"), train_fields, f"{path}: train")
     for key in NOT_SEARCHABLE:

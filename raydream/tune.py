@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import pyarrow.parquet as pq
-import torch
 
 from raydream.errors import ConfigError, RayDreamError, run_cli
+from raydream.models import TORCH, model_kind
 from raydream.results import RANKED_CSV, TrialRecord, format_table, rank_trials
 from raydream.spaces import Distribution, SearchSpace, load_space
 from raydream.train.config import TrainConfig
@@ -126,19 +126,36 @@ def build_param_space(space: SearchSpace, train_overrides: dict[str, Any]) -> di
 
 
 def run_trial(config: dict, setup) -> None:
-    """Tune function trainable: one TorchTrainer run for one sampled configuration."""
+    """Tune function trainable: one Ray Train run (TorchTrainer, or LightGBMTrainer for
+    "lightgbm") for one sampled configuration."""
     import ray.data
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from raydream.train.loop import build_trainer
+    from raydream.train.tree_loop import build_lightgbm_trainer
 
     ray.data.DataContext.get_current().enable_progress_bars = False
     # Train writes its checkpoints straight into the experiment's storage, under the trial's
     # directory name, so the reported checkpoint paths outlive the Ray session.
     trial_storage = str(Path(setup.experiment_dir) / Path(tune.get_context().get_trial_dir()).name)
-    trainer = build_trainer(config, setup, trial_storage, [TuneReportCallback()])
-    trainer.fit()
+    build = build_lightgbm_trainer if config["model"] == "lightgbm" else build_trainer
+    build(config, setup, trial_storage, [TuneReportCallback()]).fit()
+
+
+def trainable(space: SearchSpace, setup, plan: ResourcePlan):
+    """The Tune trainable of a space with its resources.
+
+    Ray Train runs (networks, LightGBM): a driver on a sliver of TRIAL_DRIVER, the workers
+    hold the CPUs. Random forest: one process holding its CPUs itself (n_jobs threads).
+    """
+    from ray import tune
+
+    if space.model == "random_forest":
+        from raydream.train.tree_loop import run_forest_trial
+
+        return tune.with_resources(tune.with_parameters(run_forest_trial, setup=setup), {"CPU": plan.cpus_per_trial})
+    return tune.with_resources(tune.with_parameters(run_trial, setup=setup), {DRIVER_RESOURCE: DRIVER_SHARE})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,33 +181,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _history(result) -> Any:
+    """A trial's reported metrics, one row per epoch, with `checkpoint_path` where a
+    checkpoint was kept (Ray Train runs report it; Tune's own checkpoints are looked up)."""
     frame = result.metrics_dataframe
     if frame is None or "epoch" not in getattr(frame, "columns", []):
         return None
+    if "checkpoint_path" not in frame.columns:
+        frame = frame.assign(checkpoint_path=None)
+        for checkpoint, metrics in result.best_checkpoints or []:
+            frame.loc[frame["epoch"] == metrics.get("epoch"), "checkpoint_path"] = checkpoint.path
     return frame
 
 
 def _test_score(checkpoint: str | None, data_dir: Path) -> dict[str, float] | None:
     """Score the best checkpoint on the held-out test split, in this process (no Ray)."""
-    from raydream.checkpoint import load_model
+    from raydream.checkpoint import predict_from_checkpoint
     from raydream.data.prepare import split_files
     from raydream.metrics import regression_metrics
-    from raydream.train.steps import predict
 
-    if not checkpoint or not Path(checkpoint).is_dir():
+    if not isinstance(checkpoint, str) or not Path(checkpoint).is_dir():
         return None
-    table = pq.read_table(split_files(data_dir, "test"))
+    table = pq.read_table(split_files(data_dir, "test"), columns=["sequence", "expression"])
     if table.num_rows < 2:
         return None
-    model, meta = load_model(checkpoint)
-    config = TrainConfig(**meta["train_config"])
-    frame = table.to_pandas()
-    batches = (
-        {"sequence": frame["sequence"].values[i : i + 512], "expression": frame["expression"].values[i : i + 512]}
-        for i in range(0, len(frame), 512)
-    )
-    preds, labels = predict(model, batches, config, torch.device("cpu"))
-    return regression_metrics(labels, preds)
+    preds = predict_from_checkpoint(checkpoint, table.column("sequence").to_numpy(zero_copy_only=False))
+    return regression_metrics(table.column("expression").to_numpy(), preds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,6 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError("--num-samples and --max-epochs must be >= 1")
     if args.grace_period < 1 or args.reduction_factor < 2:
         raise ConfigError("--grace-period must be >= 1 and --reduction-factor >= 2")
+    fewest = space.fewest_rounds()
+    if fewest is not None and fewest < max_epochs:
+        raise ConfigError(f"{space.path}: {space.model} trials may get only {fewest} rounds, fewer than the "
+                          f"{max_epochs} epochs they are cut into; raise the rounds or lower --max-epochs")
+    if space.model == "random_forest" and args.num_workers != 1:
+        raise ConfigError("random_forest grows each forest in one process; use --cpus-per-worker, not --num-workers")
     grace = min(args.grace_period, max_epochs)
     overrides: dict[str, Any] = {"max_epochs": max_epochs}
     if "seed" not in space.train:
@@ -245,14 +266,14 @@ def _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, st
         logging_level=logging.INFO if args.verbose else logging.WARNING,
     )
     try:
-        use_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        use_gpu = ray.cluster_resources().get("GPU", 0) > 0 and model_kind(space.model) == TORCH
         plan = plan_resources(ray.cluster_resources(), args.num_workers, args.cpus_per_worker, use_gpu)
         setup = TrialSetup(str(data_dir), str(storage / name), args.num_workers, args.cpus_per_worker, use_gpu)
         print(f"raydream: space {space.path} ({space.model}), data {data_dir}")
         print(f"raydream: {num_samples} trial(s), up to {max_epochs} epoch(s), ASHA grace {grace}, "
               f"reduction {args.reduction_factor}; {plan.describe()}")
         tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(run_trial, setup=setup), {DRIVER_RESOURCE: DRIVER_SHARE}),
+            trainable(space, setup, plan),
             param_space=build_param_space(space, overrides),
             tune_config=tune.TuneConfig(
                 num_samples=num_samples,
@@ -266,7 +287,15 @@ def _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, st
                     reduction_factor=args.reduction_factor,
                 ),
             ),
-            run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=1),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=str(storage),
+                verbose=1,
+                # Trials that report to Tune directly (random forest) keep their best checkpoint.
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=1, checkpoint_score_attribute="val_r2", checkpoint_score_order="max"
+                ),
+            ),
         )
         grid = tuner.fit()
     finally:

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from raydream.errors import ConfigError
-from raydream.models import create_model, list_models, model_config, model_output
+from raydream.models import TORCH, create_model, list_models, model_config, model_output
 from raydream.models.heads import BINS, expression_from_output
 from raydream.models.registry import register_model
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(TORCH))
 def test_forward_shape_no_nan_and_every_parameter_gets_a_gradient(name, device):
     torch.manual_seed(0)
     model = create_model(name).to(device)
@@ -29,14 +29,14 @@ def test_forward_shape_no_nan_and_every_parameter_gets_a_gradient(name, device):
         assert p.grad.abs().sum() > 0, pname
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(TORCH))
 @pytest.mark.parametrize("length", [64, 111, 150])
 def test_models_accept_any_input_length(name, length):
     model = create_model(name).eval()
     assert expression_from_output(model(torch.rand(2, 4, length))).shape == (2,)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(TORCH))
 def test_untrained_model_predicts_near_initial_prediction(name):
     torch.manual_seed(0)
     model = create_model(name, {"initial_prediction": 7.0}).eval()

@@ -14,11 +14,25 @@ def write(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("name", ["resnet", "cnn"])
+SHIPPED = ["cnn", "cls_cnn", "resnet", "legnet", "lightgbm", "random_forest"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_spaces_load(name):
     space = load_space(name)
     assert space.sampled_keys()
+    assert space.description
     assert name in available_spaces()
+
+
+def test_tree_spaces_search_features_and_the_report_hyperparameters():
+    keys = load_space("lightgbm").sampled_keys()
+    for key in ["k", "window", "num_leaves", "learning_rate", "lr_decay", "bagging_fraction", "feature_fraction",
+                "objective"]:
+        assert f"model_config.{key}" in keys
+    assert load_space("lightgbm").fewest_rounds() == 400
+    assert load_space("random_forest").fewest_rounds() == 64
+    assert load_space("resnet").fewest_rounds() is None
 
 
 def test_resnet_space_searches_what_the_issue_asks_for():
@@ -61,6 +75,8 @@ BAD = {
     "wrong_type": ("model: resnet\ntrain: {batch_size: many}\n", "train: batch_size must be int, got 'many'"),
     "searched_budget": ("model: resnet\ntrain: {max_epochs: {choice: [2, 4]}}\n", "train.max_epochs cannot be searched"),
     "empty_choice": ("model: resnet\ntrain: {batch_size: {choice: []}}\n", "non-empty list"),
+    "tree_torch_key": ("model: lightgbm\ntrain: {lr: 0.1}\n", "train.lr does not apply to the tree model 'lightgbm'"),
+    "tree_bad_leaves": ("model: lightgbm\nmodel_config: {num_leaves: {choice: [31, 4096]}}\n", "num_leaves must be in 2..2047"),
 }
 
 

@@ -74,9 +74,9 @@ SMALL = {
 
 
 def test_every_registered_model_has_a_small_learning_config():
-    from raydream.models import list_models
+    from raydream.models import TORCH, list_models
 
-    assert sorted(SMALL) == list_models()
+    assert sorted(SMALL) == list_models(TORCH)
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

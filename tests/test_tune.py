@@ -70,15 +70,15 @@ train:
 
 @pytest.mark.ray
 @pytest.mark.timeout(420)
-def test_four_sequential_trials_complete_with_asha_and_a_ranked_table(tmp_path):
-    space = tmp_path / "tiny.yaml"
-    space.write_text(TINY_SPACE)
-    done = run_tune("--space", str(space), "--num-samples", "4", "--max-epochs", "3", "--grace-period", "1",
-                    "--reduction-factor", "2", "--storage-path", str(tmp_path / "results"), "--name", "four",
-                    "--seed", "3", timeout=400)
+def test_readme_smoke_command_runs_four_sequential_trials_with_asha_and_a_ranked_table(tmp_path):
+    # The README's `--space resnet --smoke`, with four trials: on 2 CPUs they run one after
+    # another, which is where a finished trial that never releases its resources would hang.
+    done = run_tune("--space", "resnet", "--smoke", "--num-samples", "4", "--max-epochs", "3", "--grace-period", "1",
+                    "--storage-path", str(tmp_path / "results"), "--name", "four", "--seed", "3", timeout=400)
     assert "Trials ranked by best validation R^2" in done.stdout
     table = pd.read_csv(tmp_path / "results" / "four" / "ranked_trials.csv")
     assert len(table) == 4
+    assert {"channels", "kernel_size", "num_blocks", "lr", "weight_decay", "switch_epoch", "batch_size"} <= set(table.columns)
     assert set(table["status"]) <= {"completed", "stopped early"}
     assert (table["epochs"] == 3).any()
     assert table["best_val_r2"].is_monotonic_decreasing
@@ -87,16 +87,6 @@ def test_four_sequential_trials_complete_with_asha_and_a_ranked_table(tmp_path):
     model, meta = load_model(best)
     assert meta["model"] == "resnet" and meta["metrics"]["val_r2"] == pytest.approx(table.loc[0, "best_val_r2"])
     assert "best checkpoint on the held-out test split" in done.stdout
-
-
-@pytest.mark.ray
-@pytest.mark.timeout(300)
-def test_readme_smoke_command_runs_the_resnet_space(tmp_path):
-    run_tune("--space", "resnet", "--smoke", "--storage-path", str(tmp_path / "results"), "--name", "smoke",
-             timeout=280)
-    table = pd.read_csv(tmp_path / "results" / "smoke" / "ranked_trials.csv")
-    assert len(table) == 2 and (table["epochs"] <= 2).all()
-    assert {"channels", "kernel_size", "num_blocks", "lr", "weight_decay", "switch_epoch", "batch_size"} <= set(table.columns)
 
 
 def test_validation_rows_are_shared_out_exactly_once_across_workers():
@@ -140,10 +130,49 @@ def test_two_worker_validation_equals_a_single_process_evaluation(tmp_path):
 
 @pytest.mark.ray
 @pytest.mark.timeout(200)
-@pytest.mark.parametrize("space", ["cnn", "cls_cnn", "legnet"])
+@pytest.mark.parametrize("space", ["cnn", "cls_cnn", "legnet", "random_forest"])
 def test_every_space_runs_one_short_trial(tmp_path, space):
     run_tune("--space", space, "--smoke", "--num-samples", "1", "--max-epochs", "1",
              "--storage-path", str(tmp_path / "results"), "--name", space, timeout=190)
     table = pd.read_csv(tmp_path / "results" / space / "ranked_trials.csv")
     assert len(table) == 1 and table.loc[0, "status"] == "completed"
     assert table.loc[0, "best_val_r2"] > -1.0
+
+
+LIGHTGBM_SPACE = """
+model: lightgbm
+model_config:
+  k: 3
+  num_leaves: 15
+  num_boost_round: 40
+  learning_rate: {choice: [0.002, 0.3]}
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(360)
+def test_lightgbm_trains_data_parallel_on_two_workers_and_asha_stops_weak_boosters(tmp_path):
+    import pyarrow.parquet as pq
+
+    from raydream.checkpoint import predict_from_checkpoint
+    from raydream.data.prepare import resolve_dataset, split_files
+    from raydream.metrics import regression_metrics
+
+    space = tmp_path / "lgb.yaml"
+    space.write_text(LIGHTGBM_SPACE)
+    # Seed 2 samples learning rate 0.3, then 0.002: after one epoch (10 rounds) the second
+    # trial is far behind the first, and ASHA stops it.
+    done = run_tune("--space", str(space), "--smoke", "--num-samples", "2", "--max-epochs", "4", "--grace-period", "1",
+                    "--num-workers", "2", "--num-cpus", "3", "--seed", "2", "--storage-path", str(tmp_path / "results"),
+                    "--name", "lgb", timeout=340)
+    assert "each trial: 2 CPU for Train workers" in done.stdout
+    table = pd.read_csv(tmp_path / "results" / "lgb" / "ranked_trials.csv")
+    assert table["learning_rate"].tolist() == [0.3, 0.002], table
+    assert table["status"].tolist() == ["completed", "stopped early"] and table["epochs"].tolist() == [4, 1]
+    for progress in (tmp_path / "results" / "lgb").glob("*/progress.csv"):
+        assert (pd.read_csv(progress)["workers"] == 2).all()
+    # Every worker validates the whole model on all of the val split: the reported R^2 is
+    # that of the checkpoint evaluated in one process.
+    val = pq.read_table(split_files(resolve_dataset(None), "val")).to_pandas()
+    preds = predict_from_checkpoint(table.loc[0, "checkpoint"], val["sequence"].to_numpy())
+    assert table.loc[0, "best_val_r2"] == pytest.approx(regression_metrics(val["expression"].to_numpy(), preds)["r2"], abs=1e-6)

@@ -1,6 +1,16 @@
-"""Model families: pure PyTorch, no Ray. Importing this package registers every model."""
+"""Model families: PyTorch networks and tree ensembles, no Ray. Importing this package
+registers every model."""
 
-from raydream.models import baseline_cnn, cls_cnn, legnet, resnet  # noqa: F401  (registration side effect)
-from raydream.models.registry import create_model, list_models, model_config, model_output, register_model
+from raydream.models import baseline_cnn, cls_cnn, legnet, resnet, trees  # noqa: F401  (registration side effect)
+from raydream.models.registry import (
+    TORCH,
+    TREE,
+    create_model,
+    list_models,
+    model_config,
+    model_kind,
+    model_output,
+    register_model,
+)
 
-__all__ = ["create_model", "list_models", "model_config", "model_output", "register_model"]
+__all__ = ["TORCH", "TREE", "create_model", "list_models", "model_config", "model_kind", "model_output", "register_model"]

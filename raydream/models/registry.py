@@ -1,8 +1,11 @@
 """Model registry: `@register_model(name, config_cls)`, `create_model`, `list_models`.
 
-Every model maps a one-hot batch (B, C_in, L) either to one value per sequence (B,) or to
-logits over expression bins (B, K) (see `raydream.models.heads`), and is built from one
-config dataclass whose fields are what a search space may set.
+Two kinds of model are registered, each built from one config dataclass whose fields are
+what a search space may set:
+
+- TORCH: a network mapping a one-hot batch (B, C_in, L) either to one value per sequence
+  (B,) or to logits over expression bins (B, K) (see `raydream.models.heads`);
+- TREE: a tree ensemble fitted on tabular sequence features (`raydream.models.trees`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ from raydream.config import from_dict
 from raydream.errors import ConfigError
 from raydream.models.heads import BINS, REGRESSION
 
+TORCH, TREE = "torch", "tree"
+
 
 @dataclass(frozen=True)
 class _Entry:
-    builder: Callable[[Any], nn.Module]
+    builder: Callable[[Any], nn.Module] | None
     config_cls: type
     output: str
+    kind: str
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -38,21 +44,33 @@ def register_model(name: str, config_cls: type, output: str = REGRESSION) -> Cal
     def decorate(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = _Entry(builder, config_cls, output)
+        _REGISTRY[name] = _Entry(builder, config_cls, output, TORCH)
         return builder
 
     return decorate
 
 
-def list_models() -> list[str]:
-    """Names of all registered models, sorted."""
-    return sorted(_REGISTRY)
+def register_tree_model(name: str, config_cls: type) -> None:
+    """Register a tree model: fitted by the train layer, so the registry holds only its config."""
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is registered twice")
+    _REGISTRY[name] = _Entry(None, config_cls, REGRESSION, TREE)
+
+
+def list_models(kind: str | None = None) -> list[str]:
+    """Names of the registered models (of `kind`, TORCH or TREE, if given), sorted."""
+    return sorted(name for name, entry in _REGISTRY.items() if kind in (None, entry.kind))
 
 
 def _entry(name: str) -> _Entry:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
     return _REGISTRY[name]
+
+
+def model_kind(name: str) -> str:
+    """TORCH or TREE."""
+    return _entry(name).kind
 
 
 def model_output(name: str) -> str:
@@ -71,8 +89,14 @@ def model_config(name: str, values: Mapping[str, Any] | None = None, where: str 
 
 
 def create_model(name: str, config: Any = None) -> nn.Module:
-    """Build model `name` from its config object, a dict of fields, or defaults (None)."""
+    """Build network `name` from its config object, a dict of fields, or defaults (None).
+
+    Raises:
+        ConfigError: unknown name, bad config, or a tree model (those are fitted, not built).
+    """
     entry = _entry(name)
+    if entry.builder is None:
+        raise ConfigError(f"{name!r} is a tree model: it is fitted on features, not built; see raydream.models.trees")
     if not isinstance(config, entry.config_cls):
         config = model_config(name, config)
     return entry.builder(config)

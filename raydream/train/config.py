@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from raydream.errors import ConfigError
-from raydream.models import model_config, model_output
+from raydream.models import TREE, model_config, model_kind, model_output
 from raydream.models.heads import BINS
 from raydream.train.losses import BIN_ONLY, LOSSES
 
@@ -39,6 +39,10 @@ class TrainConfig:
     huber_delta: float = 1.0  # Huber loss: quadratic within this many bins
     soft_label_sd: float = 0.5  # soft_kl: sd (bins) of the Normal around each label
     soft_label_shift: float = 0.0  # soft_kl: shift (bins) of its mean
+    density_weights: bool = False  # weight rows by 1 / density of their label (raydream.train.weights)
+    weight_cap: float = 10.0  # density_weights: largest weight, in units of the mean weight
+    weight_bins: int = 18  # density_weights: histogram bins over the training labels
+    head_scalars: bool = False  # feed GC fraction and melting temperature to the network's head
     seed: int = 0  # seeds weights, shuffling and augmentation
     train_rows: int = 0  # use only the first N training rows (0 = all); for smoke runs
     val_rows: int = 0  # use only the first N validation rows (0 = all)
@@ -70,6 +74,12 @@ class TrainConfig:
             raise ValueError("huber_delta and soft_label_sd must be > 0")
         if self.label_noise_sd < 0:
             raise ValueError(f"label_noise_sd must be >= 0, got {self.label_noise_sd}")
+        if self.weight_cap < 1 or self.weight_bins < 1:
+            raise ValueError("weight_cap must be >= 1 and weight_bins >= 1")
+
+
+# The TrainConfig fields that tree models use; their other settings live in model_config.
+TREE_TRAIN_FIELDS = ("max_epochs", "seed", "train_rows", "val_rows", "density_weights", "weight_cap", "weight_bins")
 
 
 def input_channels(train: TrainConfig) -> int:
@@ -78,12 +88,15 @@ def input_channels(train: TrainConfig) -> int:
 
 
 def build_model_config(name: str, values: Mapping[str, Any] | None, train: TrainConfig, where: str = "model_config") -> Any:
-    """The typed config of model `name`, with `in_channels` derived from the training config.
+    """The typed config of model `name`, with `in_channels` derived from the training config
+    (networks; a tree model's config is built from `values` alone).
 
     Raises:
         ConfigError: `in_channels` set by hand, or a loss that the model's output cannot take.
     """
     values = dict(values or {})
+    if model_kind(name) == TREE:
+        return model_config(name, values, where)
     if "in_channels" in values:
         raise ConfigError(f"{where}: in_channels is derived from train.input_flags; do not set it")
     if train.loss in BIN_ONLY and model_output(name) != BINS:

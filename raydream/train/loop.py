@@ -33,6 +33,7 @@ from raydream.seeding import seed_everything
 from raydream.train.config import TrainConfig, build_model_config
 from raydream.train.optim import make_recipe
 from raydream.train.steps import encode_batch, predict, train_epoch
+from raydream.train.weights import DensityWeights
 
 # Rows held by each worker's local shuffle buffer, in batches.
 SHUFFLE_BATCHES = 16
@@ -105,8 +106,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     """Ray Train worker entry point.
 
     loop_config: {"model": name, "model_config": dict, "train": dict} (already validated),
-        "steps_per_epoch" (batches per worker per epoch, for per-batch schedules) and
-        "torch_threads".
+        "steps_per_epoch" (batches per worker per epoch, for per-batch schedules),
+        "torch_threads" and "weights" (DensityWeights for the loss, or None).
     Reports per epoch: epoch, train_loss, val_r2, val_pearson, val_spearman, val_mse, lr, and
     a checkpoint (Ray keeps the best by val_r2 and the latest).
     """
@@ -145,7 +146,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             local_shuffle_buffer_size=tcfg.batch_size * SHUFFLE_BATCHES,
             local_shuffle_seed=tcfg.seed * 1000 + epoch * 10 + rank,
         )
-        loss_sum, count = train_epoch(model, recipe, batches, tcfg, device, generator)
+        loss_sum, count = train_epoch(model, recipe, batches, tcfg, device, generator, loop_config.get("weights"))
         loss_sum, count = _sum_across_workers(loss_sum, count)
 
         evaluated = recipe.eval_model(raw, train_inputs)
@@ -180,32 +181,40 @@ def train_loop_per_worker(loop_config: dict) -> None:
             ray.train.report(metrics, checkpoint=checkpoint)
 
 
-def build_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callbacks: list) -> "ray.train.torch.TorchTrainer":
-    """A TorchTrainer for one trial, reading the prepared dataset's train and val shards."""
-    from raydream.data.prepare import load_manifest, split_files
+def training_labels(setup: TrialSetup, tcfg: TrainConfig) -> np.ndarray:
+    """Expression values of the rows the trial trains on (read on the driver, no Ray)."""
+    import pyarrow.parquet as pq
 
-    tcfg = from_dict(TrainConfig, loop_config["train"], "train")
+    from raydream.data.prepare import split_files
+
+    table = pq.read_table(split_files(setup.data_dir, "train"), columns=["expression"])
+    if tcfg.train_rows:
+        table = table.slice(0, tcfg.train_rows)
+    return table.column("expression").to_numpy()
+
+
+def trainer_arguments(setup: TrialSetup, tcfg: TrainConfig, storage_path: str, callbacks: list, use_gpu: bool) -> dict:
+    """What every Ray Train trainer of a trial is given: workers, the train and val datasets
+    (train split between workers, val read whole and in order by each), and a run config that
+    keeps the best checkpoint by val_r2."""
+    from raydream.data.prepare import split_files
+
     train = ray.data.read_parquet(split_files(setup.data_dir, "train"))
     val = ray.data.read_parquet(split_files(setup.data_dir, "val"))
     if tcfg.train_rows:
         train = train.limit(tcfg.train_rows)
     if tcfg.val_rows:
         val = val.limit(tcfg.val_rows)
-    resources = {"CPU": setup.cpus_per_worker, **({"GPU": 1} if setup.use_gpu else {})}
+    resources = {"CPU": setup.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
     val_options = ray.train.DataConfig.default_ingest_options()
     val_options.preserve_order = True  # every worker must see validation rows in one order
-    rows = load_manifest(setup.data_dir)["rows"]["train"]
-    rows = min(rows, tcfg.train_rows) if tcfg.train_rows else rows
-    steps_per_epoch = math.ceil(rows / setup.num_workers / tcfg.batch_size)
-    return ray.train.torch.TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={**loop_config, "torch_threads": setup.cpus_per_worker, "steps_per_epoch": steps_per_epoch},
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=setup.num_workers, use_gpu=setup.use_gpu, resources_per_worker=resources
+    return {
+        "scaling_config": ray.train.ScalingConfig(
+            num_workers=setup.num_workers, use_gpu=use_gpu, resources_per_worker=resources
         ),
-        datasets={"train": train, "val": val},
-        dataset_config=ray.train.DataConfig(datasets_to_split=["train"], execution_options={"val": val_options}),
-        run_config=ray.train.RunConfig(
+        "datasets": {"train": train, "val": val},
+        "dataset_config": ray.train.DataConfig(datasets_to_split=["train"], execution_options={"val": val_options}),
+        "run_config": ray.train.RunConfig(
             name="train",
             storage_path=storage_path,
             callbacks=callbacks,
@@ -213,4 +222,18 @@ def build_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callb
                 num_to_keep=1, checkpoint_score_attribute="val_r2", checkpoint_score_order="max"
             ),
         ),
+    }
+
+
+def build_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callbacks: list) -> "ray.train.torch.TorchTrainer":
+    """A TorchTrainer for one trial, reading the prepared dataset's train and val shards."""
+    tcfg = from_dict(TrainConfig, loop_config["train"], "train")
+    labels = training_labels(setup, tcfg)
+    steps_per_epoch = math.ceil(len(labels) / setup.num_workers / tcfg.batch_size)
+    weights = DensityWeights.fit(labels, tcfg.weight_bins, tcfg.weight_cap) if tcfg.density_weights else None
+    return ray.train.torch.TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={**loop_config, "torch_threads": setup.cpus_per_worker, "steps_per_epoch": steps_per_epoch,
+                           "weights": weights},
+        **trainer_arguments(setup, tcfg, storage_path, callbacks, setup.use_gpu),
     )

@@ -35,18 +35,25 @@ def compute_loss(
     huber_delta: float = 1.0,
     soft_label_sd: float = 0.5,
     soft_label_shift: float = 0.0,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean loss of a batch. output: (B,) or (B, K) logits; y: (B,) measured expression."""
+    """Mean loss of a batch. output: (B,) or (B, K) logits; y: (B,) measured expression;
+    weight: optional (B,) per-sample weights (the mean of weight * loss is returned)."""
+    per_sample = _per_sample_loss(output, y, loss, huber_delta, soft_label_sd, soft_label_shift)
+    return per_sample.mean() if weight is None else (per_sample * weight).mean()
+
+
+def _per_sample_loss(output, y, loss, huber_delta, soft_label_sd, soft_label_shift) -> torch.Tensor:
     if loss == "mse":
-        return F.mse_loss(expression_from_output(output), y)
+        return (expression_from_output(output) - y) ** 2
     if loss == "huber":
-        return F.huber_loss(expression_from_output(output), y, delta=huber_delta)
+        return F.huber_loss(expression_from_output(output), y, delta=huber_delta, reduction="none")
     if output.ndim != 2:
         raise ValueError(f"loss {loss!r} needs a model that outputs bin logits (B, K)")
     num_bins = output.shape[-1]
     if loss == "soft_kl":
         target = soft_bin_targets(y, num_bins, soft_label_sd, soft_label_shift)
-        return F.kl_div(output.log_softmax(dim=-1), target, reduction="batchmean")
+        return F.kl_div(output.log_softmax(dim=-1), target, reduction="none").sum(dim=-1)
     if loss == "cross_entropy":
-        return F.cross_entropy(output, y.round().long().clamp(0, num_bins - 1))
+        return F.cross_entropy(output, y.round().long().clamp(0, num_bins - 1), reduction="none")
     raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")

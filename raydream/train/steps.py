@@ -6,7 +6,7 @@ array}), so the Ray Train loop, tests and benchmarks share them.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -66,16 +66,24 @@ def train_epoch(
     config: TrainConfig,
     device: torch.device,
     generator: torch.Generator | None = None,
+    weights: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[float, int]:
-    """One training pass with `config.loss`. Returns (sum of per-sample losses, samples)."""
+    """One training pass with `config.loss`. Returns (sum of per-sample losses, samples).
+
+    weights: maps a batch's measured values to per-sample loss weights (e.g.
+    `raydream.train.weights.DensityWeights`); None weighs every sample alike.
+    """
     model.train()
     loss_sum, count = 0.0, 0
     for batch in batches:
         x, y = encode_batch(batch, config, device, training=True, generator=generator)
         if len(y) < 2:  # BatchNorm needs two samples; a lone trailing sample is skipped
             continue
+        weight = None
+        if weights is not None:
+            weight = torch.from_numpy(weights(np.asarray(batch["expression"]))).to(device, non_blocking=True)
         loss = compute_loss(
-            model(x), y, config.loss, config.huber_delta, config.soft_label_sd, config.soft_label_shift
+            model(x), y, config.loss, config.huber_delta, config.soft_label_sd, config.soft_label_shift, weight
         )
         recipe.optimizer.zero_grad(set_to_none=True)
         loss.backward()

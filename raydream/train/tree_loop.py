@@ -1,0 +1,190 @@
+"""Tree models under Ray: LightGBM through Ray Train's `LightGBMTrainer`, and a random forest
+as a plain Tune function trainable.
+
+LightGBM: every worker reads its shard of the training split through Ray Data, turns it into
+sequence features (`raydream.data.features`) and joins a data-parallel LightGBM run
+(`tree_learner=data`, `pre_partition`, network parameters from Ray Train). The validation
+split is not divided: every worker holds all of it, and since data-parallel LightGBM builds
+the same trees on every worker, the metrics of rank 0 are those of the whole model. Each
+"epoch" (a slice of the boosting rounds, see `raydream.models.trees.epoch_ends`) reports the
+validation metrics and a checkpoint, so ASHA stops weak boosters like weak networks.
+
+Random forest: one process per trial (`n_jobs` = the CPUs it holds) grows the forest in
+`max_epochs` slices of trees with scikit-learn's warm start, reporting after each slice.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import ray
+import ray.train
+
+from raydream.checkpoint import save_tree_checkpoint
+from raydream.config import from_dict
+from raydream.data.features import sequence_features
+from raydream.metrics import regression_metrics
+from raydream.models import model_config
+from raydream.models.trees import (
+    LightGBMConfig,
+    TreeModel,
+    epoch_ends,
+    grow_forest,
+    learning_rate_schedule,
+    lightgbm_params,
+    new_forest,
+)
+from raydream.train.config import TrainConfig
+from raydream.train.loop import TrialSetup, trainer_arguments, training_labels
+from raydream.train.weights import DensityWeights
+
+FEATURE_BATCH = 4096  # rows featurised at a time
+
+
+@dataclass
+class Features:
+    """A split as a feature matrix: X float32 (N, F), y float64 (N,)."""
+
+    X: np.ndarray
+    y: np.ndarray
+
+
+def featurise(batches: Iterable[dict], config: LightGBMConfig) -> Features:
+    """Sequence features of a stream of {"sequence", "expression"} batches."""
+    xs, ys = [], []
+    for batch in batches:
+        xs.append(sequence_features(batch["sequence"], config))
+        ys.append(np.asarray(batch["expression"], dtype=np.float64))
+    if not xs:
+        return Features(np.zeros((0, 0), dtype=np.float32), np.zeros(0))
+    return Features(np.concatenate(xs), np.concatenate(ys))
+
+
+def _metrics(epoch: int, rounds_done: int, y: np.ndarray, preds: np.ndarray, **extra: float) -> dict:
+    scores = regression_metrics(y, preds)
+    return {"epoch": epoch, "rounds": rounds_done, **{f"val_{k}": v for k, v in scores.items()}, **extra}
+
+
+def _report(rank: int, model: TreeModel, name: str, tcfg: TrainConfig, metrics: dict, best_r2: float, report) -> None:
+    """Report `metrics` with a checkpoint written by rank 0 (the others report the metrics only)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if rank == 0:
+            save_tree_checkpoint(tmp, model, name, tcfg, metrics["epoch"], {**metrics, "best_val_r2": best_r2})
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        report(metrics, checkpoint=checkpoint)
+
+
+def lightgbm_loop_per_worker(loop_config: dict) -> None:
+    """Ray Train worker entry point for LightGBM.
+
+    loop_config: {"model": "lightgbm", "model_config", "train"} (validated), "num_threads",
+        and "weights" (a DensityWeights, or None).
+    Reports per epoch: epoch, rounds, val_r2, val_pearson, val_spearman, val_mse, lr, workers.
+    """
+    import lightgbm
+    import ray.train.lightgbm
+
+    name = loop_config["model"]
+    tcfg = from_dict(TrainConfig, loop_config["train"], "train")
+    mcfg = model_config(name, loop_config["model_config"])
+    context = ray.train.get_context()
+    rank, world_size = context.get_world_rank(), context.get_world_size()
+
+    train = featurise(ray.train.get_dataset_shard("train").iter_batches(batch_size=FEATURE_BATCH, batch_format="numpy"), mcfg)
+    val = featurise(ray.train.get_dataset_shard("val").iter_batches(batch_size=FEATURE_BATCH, batch_format="numpy"), mcfg)
+    weights: DensityWeights | None = loop_config.get("weights")
+    params = {**lightgbm_params(mcfg, tcfg.seed, int(loop_config.get("num_threads", 1))),
+              **ray.train.lightgbm.get_network_params()}
+    if world_size > 1:
+        params.update(tree_learner="data", pre_partition=True)
+
+    start, init_model, best_r2 = 0, None, -np.inf
+    if checkpoint := ray.train.get_checkpoint():
+        with checkpoint.as_directory() as directory:
+            from raydream.checkpoint import load_model
+
+            restored, meta = load_model(directory)
+        init_model, start = restored.estimator, meta["metrics"]["rounds"]
+        best_r2 = meta["metrics"]["best_val_r2"]
+    ends = epoch_ends(mcfg.num_boost_round, tcfg.max_epochs)
+    schedule = learning_rate_schedule(mcfg)
+
+    def report_epoch(env) -> None:
+        nonlocal best_r2
+        done = env.iteration + 1
+        if done not in ends:
+            return
+        epoch = ends.index(done) + 1
+        metrics = _metrics(epoch, done, val.y, env.model.predict(val.X), lr=schedule(env.iteration), workers=world_size)
+        best_r2 = max(best_r2, metrics["val_r2"])
+        _report(rank, TreeModel(mcfg, env.model), name, tcfg, metrics, best_r2, ray.train.report)
+
+    dataset = lightgbm.Dataset(train.X, train.y, weight=weights(train.y) if weights else None, params={"verbosity": -1})
+    lightgbm.train(
+        params,
+        dataset,
+        num_boost_round=mcfg.num_boost_round - start,
+        init_model=init_model,
+        callbacks=[lightgbm.reset_parameter(learning_rate=lambda i: schedule(start + i)), report_epoch],
+    )
+
+
+def run_forest_trial(config: dict, setup: TrialSetup) -> None:
+    """Tune function trainable: grow one random forest, reporting after each slice of trees."""
+    import pyarrow.parquet as pq
+    from ray import tune
+
+    from raydream.data.prepare import split_files
+
+    name = config["model"]
+    tcfg = from_dict(TrainConfig, config["train"], "train")
+    mcfg = model_config(name, config["model_config"])
+
+    def load(split: str, limit: int) -> Features:
+        table = pq.read_table(split_files(setup.data_dir, split), columns=["sequence", "expression"])
+        if limit:
+            table = table.slice(0, limit)
+        frame = table.to_pandas()
+        return featurise([{"sequence": frame["sequence"].to_numpy(), "expression": frame["expression"].to_numpy()}], mcfg)
+
+    train, val = load("train", tcfg.train_rows), load("val", tcfg.val_rows)
+    weights = density_weights(train.y, tcfg)
+    forest, start, best_r2 = new_forest(mcfg, tcfg.seed, n_jobs=setup.cpus_per_worker), 0, -np.inf
+    if checkpoint := tune.get_checkpoint():
+        with checkpoint.as_directory() as directory:
+            from raydream.checkpoint import load_model
+
+            restored, meta = load_model(directory)
+        forest, start, best_r2 = restored.estimator, meta["epoch"], meta["metrics"]["best_val_r2"]
+    for epoch, n_trees in enumerate(epoch_ends(mcfg.n_estimators, tcfg.max_epochs), start=1):
+        if epoch <= start:
+            continue
+        grow_forest(forest, n_trees, train.X, train.y, weights(train.y) if weights else None)
+        metrics = _metrics(epoch, n_trees, val.y, forest.predict(val.X))
+        best_r2 = max(best_r2, metrics["val_r2"])
+        _report(0, TreeModel(mcfg, forest), name, tcfg, metrics, best_r2,
+                lambda m, checkpoint: tune.report(m, checkpoint=tune.Checkpoint.from_directory(checkpoint.path)))
+
+
+def density_weights(labels: np.ndarray, tcfg: TrainConfig) -> DensityWeights | None:
+    """The training split's inverse-density weights, when `tcfg.density_weights` asks for them."""
+    if not tcfg.density_weights:
+        return None
+    return DensityWeights.fit(labels, bins=tcfg.weight_bins, cap=tcfg.weight_cap)
+
+
+def build_lightgbm_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callbacks: list):
+    """A LightGBMTrainer for one trial: `setup.num_workers` workers, data-parallel when > 1."""
+    from ray.train.lightgbm import LightGBMTrainer
+
+    tcfg = from_dict(TrainConfig, loop_config["train"], "train")
+    weights = density_weights(training_labels(setup, tcfg), tcfg)
+    return LightGBMTrainer(
+        lightgbm_loop_per_worker,
+        train_loop_config={**loop_config, "num_threads": setup.cpus_per_worker, "weights": weights},
+        **trainer_arguments(setup, tcfg, storage_path, callbacks, use_gpu=False),
+    )
