@@ -104,7 +104,7 @@ def load_model(directory: str | os.PathLike, map_location: str = "cpu") -> tuple
     if model_kind(meta["model"]) == TREE:
         return TreeModel.load(directory, model_config(meta["model"], meta["model_config"])), meta
     state, meta = read_checkpoint(directory, map_location)
-    model = create_model(meta["model"], meta["model_config"])
+    model = create_model(meta["model"], meta["model_config"], meta["train_config"].get("head_scalars", False))
     model.load_state_dict(state["model"])
     model.eval()
     return model, meta

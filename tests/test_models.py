@@ -9,10 +9,11 @@ from raydream.models.heads import BINS, expression_from_output
 from raydream.models.registry import register_model
 
 
+@pytest.mark.parametrize("head_scalars", [False, True], ids=["plain", "head_scalars"])
 @pytest.mark.parametrize("name", list_models(TORCH))
-def test_forward_shape_no_nan_and_every_parameter_gets_a_gradient(name, device):
+def test_forward_shape_no_nan_and_every_parameter_gets_a_gradient(name, head_scalars, device):
     torch.manual_seed(0)
-    model = create_model(name).to(device)
+    model = create_model(name, head_scalars=head_scalars).to(device)
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (6, 110)), 4).permute(0, 2, 1).float().to(device)
     out = model(x)
     if model_output(name) == BINS:
@@ -66,3 +67,38 @@ def test_unknown_model_and_keys_are_config_errors():
 def test_registering_a_name_twice_fails():
     with pytest.raises(ValueError, match="registered twice"):
         register_model("resnet", object)(lambda cfg: None)
+
+
+def test_gc_and_tm_of_a_one_hot_batch_match_the_tree_features():
+    from conftest import random_promoters
+
+    from raydream.data.encode import one_hot, to_byte_matrix
+    from raydream.data.features import gc_fraction, melting_temperature
+    from raydream.models.heads import gc_and_tm
+
+    seqs = random_promoters(5) + ["GGGCCC" * 17, "ACGTN" * 21]
+    x = torch.from_numpy(one_hot(seqs, 120))  # shorter sequences are zero-padded
+    scalars = gc_and_tm(torch.cat([x, torch.ones(len(seqs), 2, 120)], dim=1))  # flag channels ignored
+    codes = to_byte_matrix(seqs, 120)
+    no_n = slice(0, 6)  # one_hot counts N as 1/4 of each base; the byte features skip it
+    assert torch.allclose(scalars[no_n, 0], torch.from_numpy(gc_fraction(codes))[no_n], atol=1e-6)
+    assert torch.allclose(scalars[no_n, 1], torch.from_numpy(melting_temperature(codes))[no_n], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["resnet", "legnet"])
+def test_head_scalars_start_as_the_plain_network_and_checkpoint_with_it(name, tmp_path):
+    from raydream.checkpoint import load_model, save_checkpoint
+    from raydream.train.config import TrainConfig
+
+    torch.manual_seed(0)
+    plain = create_model(name).eval()
+    torch.manual_seed(0)
+    wrapped = create_model(name, head_scalars=True).eval()
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (3, 110)), 4).permute(0, 2, 1).float()
+    assert torch.allclose(plain(x), wrapped(x))
+    with torch.no_grad():
+        wrapped.linear.weight.fill_(0.5)
+    cfg = model_config(name)
+    save_checkpoint(tmp_path, wrapped, name, cfg, TrainConfig(head_scalars=True), 1, {})
+    loaded, _ = load_model(tmp_path)
+    assert torch.allclose(loaded(x), wrapped(x)) and not torch.allclose(loaded(x), plain(x))

@@ -209,3 +209,22 @@ def test_label_rounding_and_noise_apply_to_training_targets_only():
     assert torch.allclose(y, torch.full_like(y, 3.4))
     with pytest.raises(ConfigError, match="label_noise_sd"):
         from_dict(TrainConfig, {"label_noise_sd": -1.0}, "train")
+
+
+def test_gc_head_scalars_and_density_weights_train_end_to_end():
+    from raydream.train.weights import DensityWeights
+
+    cfg = TrainConfig(batch_size=64, lr=3e-3, head_scalars=True, density_weights=True, weight_cap=5.0)
+    seqs, values = _planted(1200, 0)
+    val_seqs, val_values = _planted(300, 1)
+    weights = DensityWeights.fit(values, cfg.weight_bins, cfg.weight_cap)
+    torch.manual_seed(0)
+    model = create_model("resnet", build_model_config("resnet", SMALL["resnet"][0], cfg), head_scalars=cfg.head_scalars)
+    recipe = make_recipe(model, cfg, steps_per_epoch=len(seqs) // 64 + 1)
+    for epoch in range(1, 5):
+        recipe.start_epoch(epoch)
+        batches = ({"sequence": seqs[i : i + 64], "expression": values[i : i + 64]} for i in range(0, len(seqs), 64))
+        train_epoch(model, recipe, batches, cfg, torch.device("cpu"), weights=weights)
+    assert model.linear.weight.abs().sum() > 0  # the GC/Tm term was trained
+    preds, labels = predict(model, [{"sequence": val_seqs, "expression": val_values}], cfg, torch.device("cpu"))
+    assert regression_metrics(labels, preds)["r2"] > 0.5

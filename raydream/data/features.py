@@ -24,6 +24,15 @@ for _i, _b in enumerate(b"ACGT"):
     _BASE_CODE[_b + 32] = _i
 
 
+# Basic melting-temperature formula: Tm = TM_BASE + TM_SLOPE * (nG + nC - TM_GC_OFFSET) / length.
+TM_BASE, TM_SLOPE, TM_GC_OFFSET = 64.9, 41.0, 16.4
+
+
+def basic_tm(gc_count, length):
+    """Basic-formula melting temperature from G+C counts and lengths (numpy or torch)."""
+    return TM_BASE + TM_SLOPE * (gc_count - TM_GC_OFFSET) / length
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     seq_len: int = 110  # sequences are trimmed/padded to this length first
@@ -86,7 +95,7 @@ def melting_temperature(codes: np.ndarray) -> np.ndarray:
     upper = codes & 0xDF
     gc = ((upper == ord("G")) | (upper == ord("C"))).sum(axis=1)
     length = np.maximum((codes != 0).sum(axis=1), 1)
-    return (64.9 + 41.0 * (gc - 16.4) / length).astype(np.float32)
+    return basic_tm(gc, length).astype(np.float32)
 
 
 def feature_names(config: FeatureConfig) -> list[str]:

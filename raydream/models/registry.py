@@ -17,7 +17,7 @@ from torch import nn
 
 from raydream.config import from_dict
 from raydream.errors import ConfigError
-from raydream.models.heads import BINS, REGRESSION
+from raydream.models.heads import BINS, REGRESSION, ScalarHead
 
 TORCH, TREE = "torch", "tree"
 
@@ -88,8 +88,11 @@ def model_config(name: str, values: Mapping[str, Any] | None = None, where: str 
     return from_dict(_entry(name).config_cls, values, f"{where} ({name})")
 
 
-def create_model(name: str, config: Any = None) -> nn.Module:
+def create_model(name: str, config: Any = None, head_scalars: bool = False) -> nn.Module:
     """Build network `name` from its config object, a dict of fields, or defaults (None).
+
+    head_scalars: wrap it in a `heads.ScalarHead`, which feeds the GC fraction and melting
+    temperature of each input to the output layer.
 
     Raises:
         ConfigError: unknown name, bad config, or a tree model (those are fitted, not built).
@@ -99,4 +102,7 @@ def create_model(name: str, config: Any = None) -> nn.Module:
         raise ConfigError(f"{name!r} is a tree model: it is fitted on features, not built; see raydream.models.trees")
     if not isinstance(config, entry.config_cls):
         config = model_config(name, config)
-    return entry.builder(config)
+    model = entry.builder(config)
+    if head_scalars:
+        model = ScalarHead(model, config.num_bins if entry.output == BINS else 1)
+    return model

@@ -120,7 +120,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     torch.set_num_threads(max(1, int(loop_config.get("torch_threads", 1))))
     device = ray.train.torch.get_device()
 
-    raw = create_model(name, mcfg)
+    raw = create_model(name, mcfg, head_scalars=tcfg.head_scalars)
     recipe = make_recipe(raw, tcfg, int(loop_config.get("steps_per_epoch", 1)))
     start_epoch, best_r2 = 1, -np.inf
     if checkpoint := ray.train.get_checkpoint():
