@@ -60,11 +60,12 @@ class ResourcePlan:
     gpus_per_trial: float
     max_concurrent: int
 
-    def describe(self) -> str:
+    def describe(self, train_run: bool = True) -> str:
+        """One line; train_run=False for trials that hold their CPUs themselves (no Train run)."""
         gpus = f", {self.gpus_per_trial:g} GPU" if self.gpus_per_trial else ""
+        holder = f"Train workers + a driver on {DRIVER_SHARE} {DRIVER_RESOURCE}" if train_run else "the trial process"
         return (
-            f"each trial: {self.cpus_per_trial:g} CPU{gpus} for Train workers + a driver on "
-            f"{DRIVER_SHARE} {DRIVER_RESOURCE}; {DATA_CPUS} CPU kept for Ray Data; "
+            f"each trial: {self.cpus_per_trial:g} CPU{gpus} for {holder}; {DATA_CPUS} CPU kept for Ray Data; "
             f"cluster {self.total_cpus:g} CPU / {self.total_gpus:g} GPU -> "
             f"up to {self.max_concurrent} trial(s) at a time"
         )
@@ -271,7 +272,7 @@ def _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, st
         setup = TrialSetup(str(data_dir), str(storage / name), args.num_workers, args.cpus_per_worker, use_gpu)
         print(f"raydream: space {space.path} ({space.model}), data {data_dir}")
         print(f"raydream: {num_samples} trial(s), up to {max_epochs} epoch(s), ASHA grace {grace}, "
-              f"reduction {args.reduction_factor}; {plan.describe()}")
+              f"reduction {args.reduction_factor}; {plan.describe(train_run=space.model != 'random_forest')}")
         tuner = tune.Tuner(
             trainable(space, setup, plan),
             param_space=build_param_space(space, overrides),
