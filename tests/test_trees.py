@@ -10,10 +10,13 @@ from raydream.data.synthetic import generate_library
 from raydream.errors import ConfigError
 from raydream.metrics import regression_metrics
 from raydream.models import TREE, create_model, list_models, model_config
+from raydream.data.encode import to_byte_matrix
+from raydream.data.features import code_features
 from raydream.models.trees import (
     LightGBMConfig,
     TreeModel,
     epoch_ends,
+    feature_rows,
     grow_forest,
     learning_rate_schedule,
     lightgbm_params,
@@ -115,3 +118,20 @@ def test_tree_configs_reject_bad_values_naming_the_key():
         model_config("random_forest", {"max_features": 0.0})
     with pytest.raises(ConfigError, match="tree model"):
         create_model("lightgbm")
+
+
+def test_feature_rows_give_lightgbm_the_same_data_batch_by_batch(library):
+    (seqs, y), (val_seqs, _) = library
+    cfg = model_config("lightgbm", {"k": 3, "window": 50, "stride": 30, "positional": True, "num_leaves": 7})
+    codes = to_byte_matrix(seqs[:700], cfg.seq_len)
+    rows = feature_rows(codes, cfg, batch_size=64)
+    dense = code_features(codes, cfg)
+    assert len(rows) == 700
+    assert np.array_equal(rows[100:300], dense[100:300]) and np.array_equal(rows[[3, 650]], dense[[3, 650]])
+    assert all(np.array_equal(rows[i], dense[i]) for i in (0, 63, 64, 65, 699, 5))
+    params = lightgbm_params(cfg, seed=0, num_threads=1)
+    from_rows = lightgbm.train(params, lightgbm.Dataset(rows, y[:700]), num_boost_round=15)
+    from_dense = lightgbm.train(params, lightgbm.Dataset(dense, y[:700]), num_boost_round=15)
+    X_val = sequence_features(val_seqs, cfg)
+    assert np.allclose(from_rows.predict(X_val), from_dense.predict(X_val))
+    assert np.allclose(TreeModel(cfg, from_rows).predict(val_seqs), from_dense.predict(X_val))

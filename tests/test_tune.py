@@ -43,6 +43,10 @@ def test_cli_errors_are_one_line_before_ray_starts(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: no search space named 'nope'")
     assert run_cli(main, ["--data", str(tmp_path / "missing.txt")]) == 2
     assert "missing.txt: no such file" in capsys.readouterr().err
+    assert run_cli(main, ["--space", "lightgbm", "--max-epochs", "500"]) == 2
+    assert "lightgbm trials may get only 400 rounds, fewer than the 500 epochs" in capsys.readouterr().err
+    assert run_cli(main, ["--space", "random_forest", "--num-workers", "2"]) == 2
+    assert "random_forest grows each forest in one process" in capsys.readouterr().err
 
 
 def run_tune(*args: str, timeout: int) -> subprocess.CompletedProcess:
@@ -132,11 +136,13 @@ def test_two_worker_validation_equals_a_single_process_evaluation(tmp_path):
 @pytest.mark.timeout(200)
 @pytest.mark.parametrize("space", ["cnn", "cls_cnn", "legnet", "random_forest"])
 def test_every_space_runs_one_short_trial(tmp_path, space):
-    run_tune("--space", space, "--smoke", "--num-samples", "1", "--max-epochs", "1",
-             "--storage-path", str(tmp_path / "results"), "--name", space, timeout=190)
+    done = run_tune("--space", space, "--smoke", "--num-samples", "1", "--max-epochs", "1",
+                    "--storage-path", str(tmp_path / "results"), "--name", space, timeout=190)
     table = pd.read_csv(tmp_path / "results" / space / "ranked_trials.csv")
     assert len(table) == 1 and table.loc[0, "status"] == "completed"
     assert table.loc[0, "best_val_r2"] > -1.0
+    assert Path(table.loc[0, "checkpoint"]).is_dir()
+    assert "best checkpoint on the held-out test split" in done.stdout
 
 
 LIGHTGBM_SPACE = """

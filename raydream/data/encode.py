@@ -52,7 +52,11 @@ def one_hot(seqs: Sequence[str] | np.ndarray, length: int, align: str = "left") 
         float32 array (N, 4, L), channels A, C, G, T; N is 0.25 in each channel, padding and
         any other character all zeros.
     """
-    codes = to_byte_matrix(seqs, length, align)
+    return one_hot_codes(to_byte_matrix(seqs, length, align))
+
+
+def one_hot_codes(codes: np.ndarray) -> np.ndarray:
+    """One-hot (N, 4, L) float32 of an (N, L) uint8 matrix from `to_byte_matrix`."""
     return np.ascontiguousarray(_ONE_HOT_TABLE[codes].transpose(0, 2, 1))  # (N, L, 4) -> (N, 4, L)
 
 

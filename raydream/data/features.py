@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from raydream.data.encode import one_hot, to_byte_matrix
+from raydream.data.encode import one_hot_codes, to_byte_matrix
 
 _BASE_CODE = np.full(256, -1, dtype=np.int64)
 for _i, _b in enumerate(b"ACGT"):
@@ -114,10 +114,14 @@ def feature_names(config: FeatureConfig) -> list[str]:
 
 def sequence_features(seqs: Sequence[str] | np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Feature matrix float32 (N, len(feature_names(config)))."""
-    codes = to_byte_matrix(seqs, config.seq_len)
+    return code_features(to_byte_matrix(seqs, config.seq_len), config)
+
+
+def code_features(codes: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """`sequence_features` of sequences already in `to_byte_matrix` form (N, config.seq_len)."""
     parts = [kmer_counts(codes, config.k, config.window, config.stride)]
     if config.positional:
-        parts.append(one_hot(seqs, config.seq_len).reshape(len(codes), -1))
+        parts.append(one_hot_codes(codes).reshape(len(codes), -1))
     if config.gc:
         parts.append(gc_fraction(codes)[:, None])
     if config.tm:

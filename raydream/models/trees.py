@@ -20,11 +20,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from raydream.data.features import FeatureConfig, sequence_features
+from raydream.data.encode import to_byte_matrix
+from raydream.data.features import FeatureConfig, code_features
 from raydream.models.registry import register_tree_model
 
 OBJECTIVES = ("l2", "huber")
 MAX_LEAVES = 2047
+FEATURE_BATCH = 4096  # rows featurised at a time: bounds the float32 feature matrix in memory
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,36 @@ def learning_rate_schedule(config: LightGBMConfig) -> Callable[[int], float]:
     return lambda i: config.learning_rate * config.lr_decay**i
 
 
+def feature_rows(codes: np.ndarray, config: FeatureConfig, batch_size: int = FEATURE_BATCH):
+    """The features of (N, seq_len) sequence codes as a `lightgbm.Sequence`.
+
+    LightGBM builds its Dataset from it batch by batch, so the float32 feature matrix is never
+    whole in memory: only the codes (1 byte per base) and LightGBM's binned copy are. The
+    rows LightGBM samples one at a time to find bin edges come in increasing order, so the
+    block each lies in is featurised once and kept until the next is needed.
+    """
+    import lightgbm  # imported here: loading it takes a second and most users of this module train networks
+
+    class FeatureRows(lightgbm.Sequence):
+        def __init__(self) -> None:
+            self.batch_size = batch_size
+            self._block: tuple[int, np.ndarray | None] = (-1, None)
+
+        def __len__(self) -> int:
+            return len(codes)
+
+        def __getitem__(self, idx):
+            if isinstance(idx, (slice, list)):
+                return code_features(codes[idx], config)
+            block = int(idx) // batch_size
+            if self._block[0] != block:  # LightGBM wants single sampled rows as float64
+                features = code_features(codes[block * batch_size : (block + 1) * batch_size], config)
+                self._block = (block, features.astype(np.float64))
+            return self._block[1][int(idx) - block * batch_size]
+
+    return FeatureRows()
+
+
 def new_forest(config: RandomForestConfig, seed: int, n_jobs: int):
     """An unfitted warm-start `RandomForestRegressor`; `grow_forest` adds trees to it."""
     from sklearn.ensemble import RandomForestRegressor
@@ -161,12 +193,15 @@ class TreeModel:
         self.config = config
         self.estimator = estimator
 
-    def features(self, seqs: Sequence[str] | np.ndarray) -> np.ndarray:
-        return sequence_features(seqs, self.config)
-
     def predict(self, seqs: Sequence[str] | np.ndarray) -> np.ndarray:
         """Predicted expression (float64, one per sequence)."""
-        return np.asarray(self.estimator.predict(self.features(seqs)), dtype=np.float64)
+        return self.predict_codes(to_byte_matrix(seqs, self.config.seq_len))
+
+    def predict_codes(self, codes: np.ndarray) -> np.ndarray:
+        """`predict` for sequences in `to_byte_matrix` form, featurised FEATURE_BATCH rows at a time."""
+        preds = [self.estimator.predict(code_features(codes[i : i + FEATURE_BATCH], self.config))
+                 for i in range(0, len(codes), FEATURE_BATCH)]
+        return np.concatenate(preds).astype(np.float64) if preds else np.zeros(0)
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the estimator: LightGBM's text model, or the forest as a joblib file."""

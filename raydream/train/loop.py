@@ -193,6 +193,13 @@ def training_labels(setup: TrialSetup, tcfg: TrainConfig) -> np.ndarray:
     return table.column("expression").to_numpy()
 
 
+def density_weights(labels: np.ndarray, tcfg: TrainConfig) -> DensityWeights | None:
+    """The training split's inverse-density weights, when `tcfg.density_weights` asks for them."""
+    if not tcfg.density_weights:
+        return None
+    return DensityWeights.fit(labels, bins=tcfg.weight_bins, cap=tcfg.weight_cap)
+
+
 def trainer_arguments(setup: TrialSetup, tcfg: TrainConfig, storage_path: str, callbacks: list, use_gpu: bool) -> dict:
     """What every Ray Train trainer of a trial is given: workers, the train and val datasets
     (train split between workers, val read whole and in order by each), and a run config that
@@ -230,7 +237,7 @@ def build_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callb
     tcfg = from_dict(TrainConfig, loop_config["train"], "train")
     labels = training_labels(setup, tcfg)
     steps_per_epoch = math.ceil(len(labels) / setup.num_workers / tcfg.batch_size)
-    weights = DensityWeights.fit(labels, tcfg.weight_bins, tcfg.weight_cap) if tcfg.density_weights else None
+    weights = density_weights(labels, tcfg)
     return ray.train.torch.TorchTrainer(
         train_loop_per_worker,
         train_loop_config={**loop_config, "torch_threads": setup.cpus_per_worker, "steps_per_epoch": steps_per_epoch,

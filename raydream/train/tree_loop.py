@@ -1,8 +1,9 @@
 """Tree models under Ray: LightGBM through Ray Train's `LightGBMTrainer`, and a random forest
 as a plain Tune function trainable.
 
-LightGBM: every worker reads its shard of the training split through Ray Data, turns it into
-sequence features (`raydream.data.features`) and joins a data-parallel LightGBM run
+LightGBM: every worker reads its shard of the training split through Ray Data, keeps the
+sequences as byte codes, lets LightGBM build its Dataset from their features batch by batch
+(`raydream.models.trees.feature_rows`), and joins a data-parallel LightGBM run
 (`tree_learner=data`, `pre_partition`, network parameters from Ray Train). The validation
 split is not divided: every worker holds all of it, and since data-parallel LightGBM builds
 the same trees on every worker, the metrics of rank 0 are those of the whole model. Each
@@ -23,44 +24,44 @@ import numpy as np
 import ray
 import ray.train
 
-from raydream.checkpoint import save_tree_checkpoint
+from raydream.checkpoint import load_model, save_tree_checkpoint
 from raydream.config import from_dict
-from raydream.data.features import sequence_features
+from raydream.data.encode import to_byte_matrix
+from raydream.data.features import code_features
 from raydream.metrics import regression_metrics
 from raydream.models import model_config
 from raydream.models.trees import (
-    LightGBMConfig,
+    FEATURE_BATCH,
     TreeModel,
     epoch_ends,
+    feature_rows,
     grow_forest,
     learning_rate_schedule,
     lightgbm_params,
     new_forest,
 )
 from raydream.train.config import TrainConfig
-from raydream.train.loop import TrialSetup, trainer_arguments, training_labels
+from raydream.train.loop import TrialSetup, density_weights, trainer_arguments, training_labels
 from raydream.train.weights import DensityWeights
-
-FEATURE_BATCH = 4096  # rows featurised at a time
 
 
 @dataclass
-class Features:
-    """A split as a feature matrix: X float32 (N, F), y float64 (N,)."""
+class Rows:
+    """A split's sequences in `to_byte_matrix` form, codes uint8 (N, seq_len), and labels y (N,)."""
 
-    X: np.ndarray
+    codes: np.ndarray
     y: np.ndarray
 
 
-def featurise(batches: Iterable[dict], config: LightGBMConfig) -> Features:
-    """Sequence features of a stream of {"sequence", "expression"} batches."""
-    xs, ys = [], []
+def read_rows(batches: Iterable[dict], seq_len: int) -> Rows:
+    """Sequences and labels of a stream of {"sequence", "expression"} batches."""
+    codes, ys = [], []
     for batch in batches:
-        xs.append(sequence_features(batch["sequence"], config))
+        codes.append(to_byte_matrix(batch["sequence"], seq_len))
         ys.append(np.asarray(batch["expression"], dtype=np.float64))
-    if not xs:
-        return Features(np.zeros((0, 0), dtype=np.float32), np.zeros(0))
-    return Features(np.concatenate(xs), np.concatenate(ys))
+    if not codes:
+        return Rows(np.zeros((0, seq_len), dtype=np.uint8), np.zeros(0))
+    return Rows(np.concatenate(codes), np.concatenate(ys))
 
 
 def _metrics(epoch: int, rounds_done: int, y: np.ndarray, preds: np.ndarray, **extra: float) -> dict:
@@ -68,13 +69,17 @@ def _metrics(epoch: int, rounds_done: int, y: np.ndarray, preds: np.ndarray, **e
     return {"epoch": epoch, "rounds": rounds_done, **{f"val_{k}": v for k, v in scores.items()}, **extra}
 
 
-def _report(rank: int, model: TreeModel, name: str, tcfg: TrainConfig, metrics: dict, best_r2: float, report) -> None:
-    """Report `metrics` with a checkpoint written by rank 0 (the others report the metrics only)."""
+def _report(rank: int, model: TreeModel, name: str, tcfg: TrainConfig, metrics: dict, best_r2: float,
+            report=ray.train.report, checkpoint_cls=ray.train.Checkpoint) -> None:
+    """Report `metrics` with a checkpoint written by rank 0 (the others report the metrics only).
+
+    report, checkpoint_cls: Ray Train's by default; Tune's for a function trainable.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if rank == 0:
             save_tree_checkpoint(tmp, model, name, tcfg, metrics["epoch"], {**metrics, "best_val_r2": best_r2})
-            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            checkpoint = checkpoint_cls.from_directory(tmp)
         report(metrics, checkpoint=checkpoint)
 
 
@@ -94,8 +99,11 @@ def lightgbm_loop_per_worker(loop_config: dict) -> None:
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
 
-    train = featurise(ray.train.get_dataset_shard("train").iter_batches(batch_size=FEATURE_BATCH, batch_format="numpy"), mcfg)
-    val = featurise(ray.train.get_dataset_shard("val").iter_batches(batch_size=FEATURE_BATCH, batch_format="numpy"), mcfg)
+    train, val = (
+        read_rows(ray.train.get_dataset_shard(split).iter_batches(batch_size=FEATURE_BATCH, batch_format="numpy"),
+                  mcfg.seq_len)
+        for split in ("train", "val")
+    )
     weights: DensityWeights | None = loop_config.get("weights")
     params = {**lightgbm_params(mcfg, tcfg.seed, int(loop_config.get("num_threads", 1))),
               **ray.train.lightgbm.get_network_params()}
@@ -105,8 +113,6 @@ def lightgbm_loop_per_worker(loop_config: dict) -> None:
     start, init_model, best_r2 = 0, None, -np.inf
     if checkpoint := ray.train.get_checkpoint():
         with checkpoint.as_directory() as directory:
-            from raydream.checkpoint import load_model
-
             restored, meta = load_model(directory)
         init_model, start = restored.estimator, meta["metrics"]["rounds"]
         best_r2 = meta["metrics"]["best_val_r2"]
@@ -119,11 +125,14 @@ def lightgbm_loop_per_worker(loop_config: dict) -> None:
         if done not in ends:
             return
         epoch = ends.index(done) + 1
-        metrics = _metrics(epoch, done, val.y, env.model.predict(val.X), lr=schedule(env.iteration), workers=world_size)
+        model = TreeModel(mcfg, env.model)
+        metrics = _metrics(epoch, done, val.y, model.predict_codes(val.codes), lr=schedule(env.iteration),
+                           workers=world_size)
         best_r2 = max(best_r2, metrics["val_r2"])
-        _report(rank, TreeModel(mcfg, env.model), name, tcfg, metrics, best_r2, ray.train.report)
+        _report(rank, model, name, tcfg, metrics, best_r2)
 
-    dataset = lightgbm.Dataset(train.X, train.y, weight=weights(train.y) if weights else None, params={"verbosity": -1})
+    dataset = lightgbm.Dataset(feature_rows(train.codes, mcfg), train.y, weight=weights(train.y) if weights else None,
+                               params={"verbosity": -1})
     lightgbm.train(
         params,
         dataset,
@@ -144,37 +153,31 @@ def run_forest_trial(config: dict, setup: TrialSetup) -> None:
     tcfg = from_dict(TrainConfig, config["train"], "train")
     mcfg = model_config(name, config["model_config"])
 
-    def load(split: str, limit: int) -> Features:
+    def load(split: str, limit: int) -> Rows:
         table = pq.read_table(split_files(setup.data_dir, split), columns=["sequence", "expression"])
         if limit:
             table = table.slice(0, limit)
-        frame = table.to_pandas()
-        return featurise([{"sequence": frame["sequence"].to_numpy(), "expression": frame["expression"].to_numpy()}], mcfg)
+        batches = ({"sequence": b.column("sequence").to_numpy(zero_copy_only=False),
+                    "expression": b.column("expression").to_numpy()} for b in table.to_batches(FEATURE_BATCH))
+        return read_rows(batches, mcfg.seq_len)
 
     train, val = load("train", tcfg.train_rows), load("val", tcfg.val_rows)
+    X = np.concatenate([code_features(train.codes[i : i + FEATURE_BATCH], mcfg)
+                        for i in range(0, len(train.codes), FEATURE_BATCH)])  # scikit-learn wants it whole
     weights = density_weights(train.y, tcfg)
+    sample_weight = weights(train.y) if weights else None
     forest, start, best_r2 = new_forest(mcfg, tcfg.seed, n_jobs=setup.cpus_per_worker), 0, -np.inf
     if checkpoint := tune.get_checkpoint():
         with checkpoint.as_directory() as directory:
-            from raydream.checkpoint import load_model
-
             restored, meta = load_model(directory)
         forest, start, best_r2 = restored.estimator, meta["epoch"], meta["metrics"]["best_val_r2"]
     for epoch, n_trees in enumerate(epoch_ends(mcfg.n_estimators, tcfg.max_epochs), start=1):
         if epoch <= start:
             continue
-        grow_forest(forest, n_trees, train.X, train.y, weights(train.y) if weights else None)
-        metrics = _metrics(epoch, n_trees, val.y, forest.predict(val.X))
+        model = TreeModel(mcfg, grow_forest(forest, n_trees, X, train.y, sample_weight))
+        metrics = _metrics(epoch, n_trees, val.y, model.predict_codes(val.codes))
         best_r2 = max(best_r2, metrics["val_r2"])
-        _report(0, TreeModel(mcfg, forest), name, tcfg, metrics, best_r2,
-                lambda m, checkpoint: tune.report(m, checkpoint=tune.Checkpoint.from_directory(checkpoint.path)))
-
-
-def density_weights(labels: np.ndarray, tcfg: TrainConfig) -> DensityWeights | None:
-    """The training split's inverse-density weights, when `tcfg.density_weights` asks for them."""
-    if not tcfg.density_weights:
-        return None
-    return DensityWeights.fit(labels, bins=tcfg.weight_bins, cap=tcfg.weight_cap)
+        _report(0, model, name, tcfg, metrics, best_r2, tune.report, tune.Checkpoint)
 
 
 def build_lightgbm_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callbacks: list):
