@@ -1,14 +1,26 @@
-"""Ranked trial tables: plain pandas over per-trial histories, no Ray needed."""
+"""Ranked trial tables: plain pandas over per-trial histories, no Ray needed.
+
+`python -m raydream.results EXPERIMENT_DIR` rebuilds the ranked table of a finished or
+interrupted search from the files Tune leaves in each trial directory (`params.json`,
+`progress.csv`, `error.txt`) and the checkpoints' `meta.json`, without starting Ray.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 import pandas as pd
 
+from raydream.errors import DataError, run_cli
+
 METRIC = "val_r2"
 RANKED_CSV = "ranked_trials.csv"
+SEARCH_FILE = "raydream_search.json"  # what the search was: space, searched keys, max_epochs
 
 
 @dataclass
@@ -85,3 +97,144 @@ def format_table(table: pd.DataFrame, with_checkpoint: bool = False) -> str:
     """The ranked table as aligned text (checkpoint paths left out unless asked)."""
     shown = table if with_checkpoint else table.drop(columns=["checkpoint"], errors="ignore")
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def write_search_info(experiment_dir: str | os.PathLike, info: dict[str, Any]) -> Path:
+    """Record what a search is (written when it starts; `experiment_table` reads it)."""
+    directory = Path(experiment_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / SEARCH_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def _checkpoints_by_epoch(trial_dir: Path) -> dict[int, str]:
+    """Epoch -> directory of every checkpoint kept under a trial directory."""
+    found = {}
+    for meta in trial_dir.rglob("meta.json"):
+        try:
+            found[int(json.loads(meta.read_text())["epoch"])] = str(meta.parent)
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+            continue
+    return found
+
+
+def read_trial(trial_dir: str | os.PathLike) -> TrialRecord:
+    """A trial's record from its directory: config, per-epoch history with checkpoint paths, error."""
+    trial_dir = Path(trial_dir)
+    config = json.loads((trial_dir / "params.json").read_text())
+    history = None
+    progress = trial_dir / "progress.csv"
+    if progress.is_file() and progress.stat().st_size:
+        frame = pd.read_csv(progress, dtype={"trial_id": str})
+        if "epoch" in frame.columns:
+            history = frame
+            if "checkpoint_path" not in history.columns:
+                kept = _checkpoints_by_epoch(trial_dir)
+                history = history.assign(checkpoint_path=[kept.get(int(e)) for e in history["epoch"]])
+    error_file = trial_dir / "error.txt"
+    error = error_file.read_text() or "failed" if error_file.is_file() else None
+    trial_id = trial_dir.name
+    if history is not None and "trial_id" in history.columns:
+        trial_id = str(history["trial_id"].iloc[-1])
+    return TrialRecord(trial_id, config, history, error)
+
+
+def experiment_table(experiment_dir: str | os.PathLike) -> pd.DataFrame:
+    """The ranked table of a search's experiment directory (see `rank_trials`).
+
+    The searched keys and epoch budget come from the search's SEARCH_FILE; for an
+    experiment without one, the keys whose values differ between trials and the largest
+    `train.max_epochs` are used.
+
+    Raises:
+        DataError: the directory holds neither a SEARCH_FILE nor any trial.
+    """
+    directory = Path(experiment_dir)
+    trials = sorted(p for p in directory.iterdir() if (p / "params.json").is_file()) if directory.is_dir() else []
+    info_path = directory / SEARCH_FILE
+    if not info_path.is_file() and not trials:
+        raise DataError(f"{directory}: not a raydream experiment directory (no {SEARCH_FILE} and no trials)")
+    records = [read_trial(t) for t in trials]
+    if info_path.is_file():
+        info = json.loads(info_path.read_text())
+        keys, max_epochs = info["sampled_keys"], info["max_epochs"]
+    else:
+        keys = _varying_keys([r.config for r in records])
+        max_epochs = max(int(_lookup(r.config, "train.max_epochs") or 0) for r in records)
+    return rank_trials(records, keys, max_epochs)
+
+
+def _varying_keys(configs: list[dict]) -> list[str]:
+    """Dotted model_config/train keys whose values differ between the configs."""
+    keys: list[str] = []
+    for section in ("model_config", "train"):
+        names = dict.fromkeys(k for c in configs for k in (c.get(section) or {}))
+        for name in names:
+            values = {json.dumps(_lookup(c, f"{section}.{name}"), sort_keys=True) for c in configs}
+            if len(values) > 1:
+                keys.append(f"{section}.{name}")
+    return keys
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """The table as GitHub Markdown."""
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "" if pd.isna(value) else f"{value:.4g}"
+        return "" if value is None else str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + " --- |" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: str, text: str) -> None:
+    out = Path(path)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m raydream.results",
+                                description="Print the ranked trial table of a search, without starting Ray.")
+    p.add_argument("experiment", help="experiment directory (STORAGE_PATH/NAME)")
+    p.add_argument("--top", type=int, default=None, help="show the best K trials only")
+    p.add_argument("--columns", default=None, help="comma-separated columns to show (default: all but checkpoint)")
+    p.add_argument("--sort", default="best_val_r2", help="column to sort by, best first (default best_val_r2; "
+                   "val_mse sorts lowest first)")
+    p.add_argument("--csv", default=None, help="also write the table (all columns) as CSV here")
+    p.add_argument("--markdown", default=None, help="also write the shown table as Markdown here")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    table = experiment_table(args.experiment)
+    if table.empty:
+        raise DataError(f"{args.experiment}: no trials yet")
+    if args.sort not in table.columns:
+        raise DataError(f"--sort: no column {args.sort!r}; columns: {', '.join(table.columns)}")
+    table = table.sort_values(args.sort, ascending=args.sort == "val_mse", na_position="last", kind="stable")
+    if args.top is not None:
+        table = table.head(max(args.top, 0))
+    if args.csv:
+        _write(args.csv, table.to_csv(index=False))
+    shown = table.drop(columns=["checkpoint"])
+    if args.columns:
+        wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
+        missing = [c for c in wanted if c not in table.columns]
+        if missing:
+            raise DataError(f"--columns: no column {missing[0]!r}; columns: {', '.join(table.columns)}")
+        shown = table[wanted]
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.markdown:
+        _write(args.markdown, markdown_table(shown))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

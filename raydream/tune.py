@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from raydream.errors import ConfigError, RayDreamError, run_cli
 from raydream.models import TORCH, model_kind
-from raydream.results import RANKED_CSV, TrialRecord, format_table, rank_trials
+from raydream.results import RANKED_CSV, experiment_table, format_table, write_search_info
 from raydream.spaces import Distribution, SearchSpace, load_space
 from raydream.train.config import TrainConfig
 
@@ -181,19 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _history(result) -> Any:
-    """A trial's reported metrics, one row per epoch, with `checkpoint_path` where a
-    checkpoint was kept (Ray Train runs report it; Tune's own checkpoints are looked up)."""
-    frame = result.metrics_dataframe
-    if frame is None or "epoch" not in getattr(frame, "columns", []):
-        return None
-    if "checkpoint_path" not in frame.columns:
-        frame = frame.assign(checkpoint_path=None)
-        for checkpoint, metrics in result.best_checkpoints or []:
-            frame.loc[frame["epoch"] == metrics.get("epoch"), "checkpoint_path"] = checkpoint.path
-    return frame
-
-
 def _test_score(checkpoint: str | None, data_dir: Path) -> dict[str, float] | None:
     """Score the best checkpoint on the held-out test split, in this process (no Ray)."""
     from raydream.checkpoint import predict_from_checkpoint
@@ -270,6 +257,14 @@ def _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, st
         use_gpu = ray.cluster_resources().get("GPU", 0) > 0 and model_kind(space.model) == TORCH
         plan = plan_resources(ray.cluster_resources(), args.num_workers, args.cpus_per_worker, use_gpu)
         setup = TrialSetup(str(data_dir), str(storage / name), args.num_workers, args.cpus_per_worker, use_gpu)
+        write_search_info(storage / name, {
+            "space": str(space.path.resolve()),
+            "model": space.model,
+            "sampled_keys": space.sampled_keys(),
+            "max_epochs": max_epochs,
+            "data": str(data_dir),
+            "seed": args.seed,
+        })
         print(f"raydream: space {space.path} ({space.model}), data {data_dir}")
         print(f"raydream: {num_samples} trial(s), up to {max_epochs} epoch(s), ASHA grace {grace}, "
               f"reduction {args.reduction_factor}; {plan.describe(train_run=space.model != 'random_forest')}")
@@ -301,17 +296,8 @@ def _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, st
         grid = tuner.fit()
     finally:
         ray.shutdown()
-    records = [
-        TrialRecord(
-            trial_id=str((result.metrics or {}).get("trial_id") or Path(result.path).name),
-            config=result.config or {},
-            history=_history(result),
-            error=str(result.error) if result.error else None,
-        )
-        for result in grid
-    ]
-    table = rank_trials(records, space.sampled_keys(), max_epochs)
     experiment = Path(grid.experiment_path)
+    table = experiment_table(experiment)  # from the trials' files, as `python -m raydream.results` reads them
     csv_path = experiment / RANKED_CSV
     tmp = csv_path.with_suffix(".csv.tmp")
     table.to_csv(tmp, index=False)

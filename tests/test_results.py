@@ -40,3 +40,71 @@ def test_colliding_short_names_keep_their_section():
     records = [TrialRecord("a", {"train": {"seed": 1}, "model_config": {"seed": 2}}, history([0.1], "/a"))]
     table = rank_trials(records, ["model_config.seed", "train.seed"], max_epochs=1)
     assert {"model_config.seed", "train.seed"} <= set(table.columns)
+
+
+def fake_trial(root, name, config, r2s, checkpoint_epochs=(), with_path_column=False, error=None):
+    import json
+
+    trial = root / name
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text(json.dumps(config))
+    frame = history(r2s, str(trial / "train"))
+    frame["trial_id"] = name.split("_")[-1]
+    if not with_path_column:
+        frame = frame.drop(columns=["checkpoint_path"])
+    frame.to_csv(trial / "progress.csv", index=False)
+    for epoch in checkpoint_epochs:
+        ckpt = trial / f"checkpoint_{epoch:06d}"
+        ckpt.mkdir()
+        (ckpt / "meta.json").write_text(json.dumps({"epoch": epoch}))
+    if error:
+        (trial / "error.txt").write_text(error)
+    return trial
+
+
+def test_experiment_table_reads_trial_files_without_ray(tmp_path):
+    from raydream.results import experiment_table, write_search_info
+
+    write_search_info(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 3})
+    a = fake_trial(tmp_path, "run_a_00000", {"train": {"lr": 0.1, "max_epochs": 3}}, [0.1, 0.4, 0.3],
+                   checkpoint_epochs=[2])
+    fake_trial(tmp_path, "run_b_00001", {"train": {"lr": 0.2, "max_epochs": 3}}, [0.2], with_path_column=True)
+    (tmp_path / "run_c_00002").mkdir()
+    (tmp_path / "run_c_00002" / "params.json").write_text('{"train": {"lr": 0.3}}')
+    (tmp_path / "run_c_00002" / "error.txt").write_text("Traceback\nRuntimeError: worker died")
+    table = experiment_table(tmp_path)
+    assert list(table["trial"]) == ["00000", "00001", "run_c_00002"]
+    assert list(table["status"]) == ["completed", "stopped early", "error: RuntimeError: worker died"]
+    assert table.loc[0, "checkpoint"] == str(a / "checkpoint_000002")  # found through its meta.json
+    assert table.loc[1, "checkpoint"] == str(tmp_path / "run_b_00001" / "train" / "e1")  # Train's reported path
+    assert list(table.columns[:3]) == ["rank", "trial", "lr"]
+
+
+def test_without_a_search_file_the_varying_keys_are_shown(tmp_path):
+    from raydream.results import experiment_table
+
+    fake_trial(tmp_path, "t_1", {"train": {"lr": 0.1, "seed": 0, "max_epochs": 2}}, [0.1, 0.2])
+    fake_trial(tmp_path, "t_2", {"train": {"lr": 0.2, "seed": 0, "max_epochs": 2}}, [0.3])
+    table = experiment_table(tmp_path)
+    assert "lr" in table.columns and "seed" not in table.columns
+    assert list(table["status"]) == ["stopped early", "completed"]
+
+
+def test_results_cli_top_columns_sort_and_exports(tmp_path, capsys):
+    from raydream.errors import run_cli
+    from raydream.results import main, write_search_info
+
+    write_search_info(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 2})
+    for i, r2s in enumerate([[0.1, 0.2], [0.5, 0.4], [0.3, 0.35]]):
+        fake_trial(tmp_path, f"run_{i}", {"train": {"lr": 0.1 * (i + 1)}}, r2s, checkpoint_epochs=[1])
+    md, csv = tmp_path / "t.md", tmp_path / "t.csv"
+    assert main([str(tmp_path), "--top", "2", "--columns", "trial,lr,best_val_r2", "--markdown", str(md),
+                 "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["trial", "lr", "best_val_r2"] and len(out.splitlines()) == 3
+    assert md.read_text().splitlines()[:2] == ["| trial | lr | best_val_r2 |", "| --- | --- | --- |"]
+    assert len(pd.read_csv(csv)) == 2 and "checkpoint" in pd.read_csv(csv).columns
+    assert run_cli(main, [str(tmp_path), "--sort", "nope"]) == 2
+    assert "--sort: no column 'nope'" in capsys.readouterr().err
+    assert run_cli(main, [str(tmp_path / "missing")]) == 2
+    assert "not a raydream experiment directory" in capsys.readouterr().err

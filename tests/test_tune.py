@@ -143,6 +143,12 @@ def test_every_space_runs_one_short_trial(tmp_path, space):
     assert table.loc[0, "best_val_r2"] > -1.0
     assert Path(table.loc[0, "checkpoint"]).is_dir()
     assert "best checkpoint on the held-out test split" in done.stdout
+    # The table is rebuilt from the experiment's files, without Ray, the same way.
+    from raydream.results import experiment_table
+
+    rebuilt = experiment_table(tmp_path / "results" / space)
+    assert rebuilt[["trial", "status", "checkpoint"]].values.tolist() == table[["trial", "status", "checkpoint"]].values.tolist()
+    assert rebuilt["best_val_r2"].tolist() == pytest.approx(table["best_val_r2"].tolist())
 
 
 LIGHTGBM_SPACE = """
