@@ -30,6 +30,7 @@ import pandas as pd
 from scipy.stats import pearsonr, spearmanr
 
 from raydream.errors import DataError, run_cli
+from raydream.files import write_text_atomic
 from raydream.metrics import regression_metrics
 
 SUBSET_WEIGHTS = {
@@ -179,10 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key, value in scores.items():
         print(f"{key}\t{value:.4f}")
     if args.json:
-        out = Path(args.json)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(scores, indent=2))
-        os.replace(tmp, out)
+        write_text_atomic(args.json, json.dumps(scores, indent=2))
     return 0
 
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from raydream.errors import DataError, run_cli
+from raydream.files import write_text_atomic
 
 METRIC = "val_r2"
 RANKED_CSV = "ranked_trials.csv"
@@ -103,11 +104,7 @@ def write_search_info(experiment_dir: str | os.PathLike, info: dict[str, Any]) -
     """Record what a search is (written when it starts; `experiment_table` reads it)."""
     directory = Path(experiment_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / SEARCH_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(directory / SEARCH_FILE, json.dumps(info, indent=2))
 
 
 def _checkpoints_by_epoch(trial_dir: Path) -> dict[int, str]:
@@ -191,13 +188,6 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(path: str, text: str) -> None:
-    out = Path(path)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m raydream.results",
                                 description="Print the ranked trial table of a search, without starting Ray.")
@@ -222,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.top is not None:
         table = table.head(max(args.top, 0))
     if args.csv:
-        _write(args.csv, table.to_csv(index=False))
+        write_text_atomic(args.csv, table.to_csv(index=False))
     shown = table.drop(columns=["checkpoint"])
     if args.columns:
         wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
@@ -232,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shown = table[wanted]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.markdown:
-        _write(args.markdown, markdown_table(shown))
+        write_text_atomic(args.markdown, markdown_table(shown))
     return 0
 
 

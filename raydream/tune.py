@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import pyarrow.parquet as pq
 
 from raydream.errors import ConfigError, RayDreamError, run_cli
+from raydream.files import write_text_atomic
 from raydream.models import TORCH, model_kind
 from raydream.results import RANKED_CSV, experiment_table, format_table, write_search_info
 from raydream.spaces import Distribution, SearchSpace, load_space
@@ -298,10 +299,7 @@ def _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, st
         ray.shutdown()
     experiment = Path(grid.experiment_path)
     table = experiment_table(experiment)  # from the trials' files, as `python -m raydream.results` reads them
-    csv_path = experiment / RANKED_CSV
-    tmp = csv_path.with_suffix(".csv.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, csv_path)
+    csv_path = write_text_atomic(experiment / RANKED_CSV, table.to_csv(index=False))
     print("\nTrials ranked by best validation R^2:")
     print(format_table(table))
     print(f"\nranked table: {csv_path}")
