@@ -1,0 +1,117 @@
+"""`python -m raydream.predict`: expression predictions from a search's best checkpoints (no Ray).
+
+    python -m raydream.predict --experiment ray_results/resnet-... --input test.txt --output pred.json
+    python -m raydream.predict --checkpoint CKPT [CKPT ...] --input seqs.txt --output pred.tsv
+
+Input: a DREAM file (SEQUENCE<TAB>EXPRESSION; the values are ignored) or a plain list of
+sequences, one per line. Output: by its suffix, a DREAM submission JSON (`{"0": value, ...}`,
+keys in input order) or a TSV with the header `sequence<TAB>prediction`; both are what
+`python -m raydream.evaluate --pred` reads. With `--top-k K` (or several `--checkpoint`s)
+the prediction is the mean over those models (an ensemble).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from raydream.checkpoint import predict_from_checkpoint
+from raydream.errors import ConfigError, DataError, run_cli
+from raydream.files import write_text_atomic
+
+_VALID = set("ACGTN")
+
+
+def read_sequences(path: str | os.PathLike) -> np.ndarray:
+    """Upper-case sequences of a DREAM file or a one-per-line list, in file order.
+
+    Raises:
+        DataError: naming the file and line of an empty line or a character other than A/C/G/T/N.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as handle:
+        first = handle.readline()
+    if "\t" in first:
+        from raydream.evaluate import read_truth
+
+        return read_truth(path)["sequence"].to_numpy(dtype=object)
+    sequences = []
+    with opener(path, "rt") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            seq = line.strip().upper()
+            if not seq or not set(seq) <= _VALID:
+                bad = "an empty line" if not seq else f"character {sorted(set(seq) - _VALID)[0]!r}"
+                raise DataError(f"{path}: line {line_no}: {bad}; expected one sequence of A/C/G/T/N per line")
+            sequences.append(seq)
+    if not sequences:
+        raise DataError(f"{path}: file is empty; expected sequences")
+    return np.asarray(sequences, dtype=object)
+
+
+def best_checkpoints(experiment: str | os.PathLike, k: int) -> list[str]:
+    """The checkpoints of the k best trials of a search (by best validation R^2).
+
+    Raises:
+        ConfigError: k < 1, or the experiment has fewer than k trials with a checkpoint.
+    """
+    from raydream.results import experiment_table
+
+    if k < 1:
+        raise ConfigError(f"--top-k must be >= 1, got {k}")
+    table = experiment_table(experiment)
+    paths = [str(p) for p in table["checkpoint"] if isinstance(p, str) and Path(p).is_dir()][:k]
+    if len(paths) < k:
+        raise ConfigError(f"{experiment}: {len(paths)} trial(s) with a checkpoint, fewer than --top-k {k}")
+    return paths
+
+
+def ensemble_predict(checkpoints: Sequence[str | os.PathLike], sequences: np.ndarray) -> np.ndarray:
+    """Mean prediction of the models in `checkpoints`."""
+    return np.mean([predict_from_checkpoint(c, sequences) for c in checkpoints], axis=0)
+
+
+def write_predictions(path: str | os.PathLike, sequences: np.ndarray, predictions: np.ndarray) -> Path:
+    """A DREAM submission JSON (suffix .json) or a sequence<TAB>prediction TSV."""
+    path = Path(path)
+    if path.suffix == ".json":
+        return write_text_atomic(path, json.dumps({str(i): float(v) for i, v in enumerate(predictions)}))
+    rows = "".join(f"{s}\t{v:.6g}\n" for s, v in zip(sequences, predictions))
+    return write_text_atomic(path, "sequence\tprediction\n" + rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m raydream.predict",
+                                description="Predict expression with a search's best checkpoints (no Ray).")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--experiment", help="experiment directory: use its best trial(s)")
+    source.add_argument("--checkpoint", nargs="+", help="checkpoint directory (several: their mean)")
+    p.add_argument("--top-k", type=int, default=1, help="with --experiment: average the best K trials (default 1)")
+    p.add_argument("--input", required=True, help="DREAM file or one sequence per line (plain or .gz)")
+    p.add_argument("--output", required=True, help="predictions: .json (DREAM submission) or TSV")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    checkpoints = best_checkpoints(args.experiment, args.top_k) if args.experiment else args.checkpoint
+    for checkpoint in checkpoints:
+        if not Path(checkpoint).is_dir():
+            raise DataError(f"{checkpoint}: no such checkpoint directory")
+    sequences = read_sequences(args.input)
+    predictions = ensemble_predict(checkpoints, sequences)
+    out = write_predictions(args.output, sequences, predictions)
+    print(f"{len(sequences)} predictions from {len(checkpoints)} model(s) written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

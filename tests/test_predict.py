@@ -1,0 +1,75 @@
+"""`python -m raydream.predict` on checkpoints written without Ray."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from raydream.checkpoint import predict_from_checkpoint, save_checkpoint
+from raydream.errors import run_cli
+from raydream.models import create_model, model_config
+from raydream.predict import main, read_sequences
+from raydream.results import write_search_info
+from raydream.train.config import TrainConfig
+
+from conftest import random_promoters, write_dream
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    """A search directory with three resnet trials of different quality and a checkpoint each."""
+    exp = tmp_path / "exp"
+    write_search_info(exp, {"sampled_keys": ["train.seed"], "max_epochs": 1})
+    cfg = model_config("resnet", {"channels": 8, "num_blocks": 1})
+    for i, r2 in enumerate([0.2, 0.5, 0.3]):
+        trial = exp / f"trial_{i}"
+        ckpt = trial / "checkpoint_000000"
+        torch.manual_seed(i)
+        save_checkpoint(ckpt, create_model("resnet", cfg).eval(), "resnet", cfg, TrainConfig(seed=i), 1, {"val_r2": r2})
+        (trial / "params.json").write_text(json.dumps({"train": {"seed": i}}))
+        pd.DataFrame({"epoch": [1], "val_r2": [r2], "trial_id": [f"t{i}"]}).to_csv(trial / "progress.csv", index=False)
+    return exp
+
+
+def test_best_trial_and_top_k_ensemble_predictions(experiment, tmp_path):
+    seqs = random_promoters(12, seed=7)
+    plain = tmp_path / "seqs.txt"
+    plain.write_text("\n".join(s.lower() for s in seqs) + "\n")
+    assert main(["--experiment", str(experiment), "--input", str(plain), "--output", str(tmp_path / "p.tsv")]) == 0
+    table = pd.read_csv(tmp_path / "p.tsv", sep="\t")
+    best = predict_from_checkpoint(experiment / "trial_1" / "checkpoint_000000", np.array(seqs, dtype=object))
+    assert table["sequence"].tolist() == seqs and np.allclose(table["prediction"], best, rtol=1e-5)
+
+    dream = write_dream(tmp_path / "test.txt", seqs, np.arange(12.0))
+    assert main(["--experiment", str(experiment), "--top-k", "2", "--input", str(dream),
+                 "--output", str(tmp_path / "p.json")]) == 0
+    second = predict_from_checkpoint(experiment / "trial_2" / "checkpoint_000000", np.array(seqs, dtype=object))
+    submitted = json.loads((tmp_path / "p.json").read_text())
+    assert list(submitted) == [str(i) for i in range(12)]
+    assert np.allclose([submitted[str(i)] for i in range(12)], (best + second) / 2)
+
+
+def test_bad_inputs_and_requests_are_one_error_line(experiment, tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ACGT\nACGX\n")
+    out = str(tmp_path / "p.tsv")
+    assert run_cli(main, ["--experiment", str(experiment), "--input", str(bad), "--output", out]) == 2
+    assert f"{bad}: line 2: character 'X'" in capsys.readouterr().err
+    good = tmp_path / "good.txt"
+    good.write_text("ACGT\n")
+    assert run_cli(main, ["--experiment", str(experiment), "--top-k", "4", "--input", str(good), "--output", out]) == 2
+    assert "3 trial(s) with a checkpoint, fewer than --top-k 4" in capsys.readouterr().err
+    assert run_cli(main, ["--checkpoint", str(tmp_path / "nope"), "--input", str(good), "--output", out]) == 2
+    assert "no such checkpoint directory" in capsys.readouterr().err
+    assert not (tmp_path / "p.tsv").exists()
+
+
+def test_empty_sequence_file_is_an_error(tmp_path):
+    from raydream.errors import DataError
+
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(DataError, match="file is empty"):
+        read_sequences(empty)
