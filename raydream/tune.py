@@ -72,8 +72,11 @@ class ResourcePlan:
         )
 
 
-def plan_resources(cluster: dict[str, float], num_workers: int, cpus_per_worker: int, use_gpu: bool) -> ResourcePlan:
-    """Check that one trial can be scheduled with room for Ray Data, and how many fit at once.
+def plan_resources(
+    cluster: dict[str, float], num_workers: int, cpus_per_worker: int, use_gpu: bool, max_concurrent: int | None = None
+) -> ResourcePlan:
+    """Check that one trial can be scheduled with room for Ray Data, and how many fit at once
+    (at most `max_concurrent`, when given).
 
     Raises:
         ConfigError: the trial shape can never be scheduled on this cluster, saying why.
@@ -94,7 +97,10 @@ def plan_resources(cluster: dict[str, float], num_workers: int, cpus_per_worker:
     concurrent = int((cpus - DATA_CPUS) // per_trial_cpu)
     if per_trial_gpu:
         concurrent = min(concurrent, int(gpus // per_trial_gpu))
-    return ResourcePlan(cpus, gpus, per_trial_cpu, per_trial_gpu, max(1, concurrent))
+    concurrent = max(1, concurrent)
+    if max_concurrent is not None:
+        concurrent = min(concurrent, max_concurrent)
+    return ResourcePlan(cpus, gpus, per_trial_cpu, per_trial_gpu, concurrent)
 
 
 def to_tune_domain(value: Any) -> Any:
@@ -174,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=1, help="data-parallel Ray Train workers per trial (default 1)")
     p.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs per Train worker (default 1)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray instance (default: all)")
+    p.add_argument("--max-concurrent", type=int, default=None,
+                   help="run at most N trials at once (default: as many as the cluster fits)")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="stop the search after this many seconds; finished trials are kept (default: none)")
     p.add_argument("--storage-path", default="ray_results", help="where experiments are written (default ./ray_results)")
     p.add_argument("--name", default=None, help="experiment name (default SPACE-TIMESTAMP)")
     p.add_argument("--seed", type=int, default=0, help="seeds the search and every trial (default 0)")
@@ -211,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError("--num-samples and --max-epochs must be >= 1")
     if args.grace_period < 1 or args.reduction_factor < 2:
         raise ConfigError("--grace-period must be >= 1 and --reduction-factor >= 2")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise ConfigError(f"--time-budget must be > 0 seconds, got {args.time_budget:g}")
     fewest = space.fewest_rounds()
     if fewest is not None and fewest < max_epochs:
         raise ConfigError(f"{space.path}: {space.model} trials may get only {fewest} rounds, fewer than the "
@@ -256,7 +270,8 @@ def _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, st
     )
     try:
         use_gpu = ray.cluster_resources().get("GPU", 0) > 0 and model_kind(space.model) == TORCH
-        plan = plan_resources(ray.cluster_resources(), args.num_workers, args.cpus_per_worker, use_gpu)
+        plan = plan_resources(ray.cluster_resources(), args.num_workers, args.cpus_per_worker, use_gpu,
+                              args.max_concurrent)
         setup = TrialSetup(str(data_dir), str(storage / name), args.num_workers, args.cpus_per_worker, use_gpu)
         write_search_info(storage / name, {
             "space": str(space.path.resolve()),
@@ -274,6 +289,7 @@ def _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, st
             param_space=build_param_space(space, overrides),
             tune_config=tune.TuneConfig(
                 num_samples=num_samples,
+                time_budget_s=args.time_budget,
                 search_alg=BasicVariantGenerator(random_state=args.seed, max_concurrent=plan.max_concurrent),
                 scheduler=ASHAScheduler(
                     time_attr="epoch",

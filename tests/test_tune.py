@@ -19,6 +19,8 @@ def test_plan_resources_leaves_room_for_ray_data():
     plan = plan_resources({"CPU": 16, "GPU": 2}, num_workers=2, cpus_per_worker=2, use_gpu=True)
     assert plan.max_concurrent == 1  # GPUs bound it: 2 GPUs per trial
     assert plan_resources({"CPU": 16}, 2, 2, False).max_concurrent == (16 - DATA_CPUS) // 4
+    assert plan_resources({"CPU": 16}, 2, 2, False, max_concurrent=2).max_concurrent == 2
+    assert plan_resources({"CPU": 2}, 1, 1, False, max_concurrent=5).max_concurrent == 1  # never more than fit
 
 
 def test_plan_resources_refuses_a_trial_that_can_never_start():
@@ -47,6 +49,10 @@ def test_cli_errors_are_one_line_before_ray_starts(tmp_path, capsys):
     assert "lightgbm trials may get only 400 rounds, fewer than the 500 epochs" in capsys.readouterr().err
     assert run_cli(main, ["--space", "random_forest", "--num-workers", "2"]) == 2
     assert "random_forest grows each forest in one process" in capsys.readouterr().err
+    assert run_cli(main, ["--max-concurrent", "0"]) == 2
+    assert "--max-concurrent must be >= 1" in capsys.readouterr().err
+    assert run_cli(main, ["--time-budget", "-5"]) == 2
+    assert "--time-budget must be > 0 seconds, got -5" in capsys.readouterr().err
 
 
 def run_tune(*args: str, timeout: int) -> subprocess.CompletedProcess:
@@ -188,3 +194,15 @@ def test_lightgbm_trains_data_parallel_on_two_workers_and_asha_stops_weak_booste
     val = pq.read_table(split_files(resolve_dataset(None), "val")).to_pandas()
     preds = predict_from_checkpoint(table.loc[0, "checkpoint"], val["sequence"].to_numpy())
     assert table.loc[0, "best_val_r2"] == pytest.approx(regression_metrics(val["expression"].to_numpy(), preds)["r2"], abs=1e-6)
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(200)
+def test_time_budget_ends_the_search_and_keeps_the_finished_trials(tmp_path):
+    done = run_tune("--space", "random_forest", "--smoke", "--num-samples", "40", "--time-budget", "12",
+                    "--max-concurrent", "1", "--storage-path", str(tmp_path / "results"), "--name", "budget",
+                    timeout=190)
+    assert "up to 1 trial(s) at a time" in done.stdout
+    table = pd.read_csv(tmp_path / "results" / "budget" / "ranked_trials.csv")
+    assert 1 <= len(table) < 40
+    assert (table["status"] == "completed").any()
