@@ -80,8 +80,8 @@ class SearchSpace:
 
     def fewest_rounds(self) -> int | None:
         """Tree models: the fewest boosting rounds (or trees) a trial can be given; else None."""
+        cls = model_config_class(self.model)
         for key in ("num_boost_round", "n_estimators"):
-            cls = model_config_class(self.model)
             if key in field_names(cls):
                 return min(_values_of(self.model_config, key, getattr(cls, key)))
         return None
