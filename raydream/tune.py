@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run at most N trials at once (default: as many as the cluster fits)")
     p.add_argument("--time-budget", type=float, default=None,
                    help="stop the search after this many seconds; finished trials are kept (default: none)")
+    p.add_argument("--keep-checkpoints", type=int, default=1,
+                   help="checkpoints kept per trial: the best N by val R^2, plus the latest (default 1)")
     p.add_argument("--storage-path", default="ray_results", help="where experiments are written (default ./ray_results)")
     p.add_argument("--name", default=None, help="experiment name (default SPACE-TIMESTAMP)")
     p.add_argument("--seed", type=int, default=0, help="seeds the search and every trial (default 0)")
@@ -223,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError("--grace-period must be >= 1 and --reduction-factor >= 2")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    if args.keep_checkpoints < 1:
+        raise ConfigError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
     if args.time_budget is not None and args.time_budget <= 0:
         raise ConfigError(f"--time-budget must be > 0 seconds, got {args.time_budget:g}")
     fewest = space.fewest_rounds()
@@ -272,7 +276,8 @@ def _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, st
         use_gpu = ray.cluster_resources().get("GPU", 0) > 0 and model_kind(space.model) == TORCH
         plan = plan_resources(ray.cluster_resources(), args.num_workers, args.cpus_per_worker, use_gpu,
                               args.max_concurrent)
-        setup = TrialSetup(str(data_dir), str(storage / name), args.num_workers, args.cpus_per_worker, use_gpu)
+        setup = TrialSetup(str(data_dir), str(storage / name), args.num_workers, args.cpus_per_worker, use_gpu,
+                           args.keep_checkpoints)
         write_search_info(storage / name, {
             "space": str(space.path.resolve()),
             "model": space.model,
@@ -304,9 +309,9 @@ def _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, st
                 name=name,
                 storage_path=str(storage),
                 verbose=1,
-                # Trials that report to Tune directly (random forest) keep their best checkpoint.
+                # Trials that report to Tune directly (random forest) keep their best checkpoints.
                 checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=1, checkpoint_score_attribute="val_r2", checkpoint_score_order="max"
+                    num_to_keep=args.keep_checkpoints, checkpoint_score_attribute="val_r2", checkpoint_score_order="max"
                 ),
             ),
         )

@@ -53,6 +53,8 @@ def test_cli_errors_are_one_line_before_ray_starts(tmp_path, capsys):
     assert "--max-concurrent must be >= 1" in capsys.readouterr().err
     assert run_cli(main, ["--time-budget", "-5"]) == 2
     assert "--time-budget must be > 0 seconds, got -5" in capsys.readouterr().err
+    assert run_cli(main, ["--keep-checkpoints", "0"]) == 2
+    assert "--keep-checkpoints must be >= 1" in capsys.readouterr().err
 
 
 def run_tune(*args: str, timeout: int) -> subprocess.CompletedProcess:
@@ -181,14 +183,18 @@ def test_lightgbm_trains_data_parallel_on_two_workers_and_asha_stops_weak_booste
     # Seed 2 samples learning rate 0.3, then 0.002: after one epoch (10 rounds) the second
     # trial is far behind the first, and ASHA stops it.
     done = run_tune("--space", str(space), "--smoke", "--num-samples", "2", "--max-epochs", "4", "--grace-period", "1",
-                    "--num-workers", "2", "--num-cpus", "3", "--seed", "2", "--storage-path", str(tmp_path / "results"),
-                    "--name", "lgb", timeout=340)
+                    "--num-workers", "2", "--num-cpus", "3", "--seed", "2", "--keep-checkpoints", "2",
+                    "--storage-path", str(tmp_path / "results"), "--name", "lgb", timeout=340)
     assert "each trial: 2 CPU for Train workers" in done.stdout
     table = pd.read_csv(tmp_path / "results" / "lgb" / "ranked_trials.csv")
     assert table["learning_rate"].tolist() == [0.3, 0.002], table
     assert table["status"].tolist() == ["completed", "stopped early"] and table["epochs"].tolist() == [4, 1]
     for progress in (tmp_path / "results" / "lgb").glob("*/progress.csv"):
         assert (pd.read_csv(progress)["workers"] == 2).all()
+    # --keep-checkpoints 2: the finished trial's R^2 falls epoch after epoch, so it keeps
+    # epochs 1 and 2 (its best two) and epoch 4 (the latest); with 1 it would keep two.
+    kept = [p for p in Path(table.loc[0, "checkpoint"]).parent.glob("checkpoint_*") if p.is_dir()]
+    assert len(kept) == 3
     # Every worker validates the whole model on all of the val split: the reported R^2 is
     # that of the checkpoint evaluated in one process.
     val = pq.read_table(split_files(resolve_dataset(None), "val")).to_pandas()

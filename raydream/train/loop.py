@@ -49,6 +49,7 @@ class TrialSetup:
     num_workers: data-parallel Ray Train workers per trial.
     cpus_per_worker: CPUs each worker holds (also its torch thread count).
     use_gpu: one GPU per worker.
+    keep_checkpoints: checkpoints kept per trial, the best by val_r2 (Ray also keeps the latest).
     """
 
     data_dir: str
@@ -56,6 +57,7 @@ class TrialSetup:
     num_workers: int = 1
     cpus_per_worker: int = 1
     use_gpu: bool = False
+    keep_checkpoints: int = 1
 
 
 def _is_distributed() -> bool:
@@ -203,7 +205,7 @@ def density_weights(labels: np.ndarray, tcfg: TrainConfig) -> DensityWeights | N
 def trainer_arguments(setup: TrialSetup, tcfg: TrainConfig, storage_path: str, callbacks: list, use_gpu: bool) -> dict:
     """What every Ray Train trainer of a trial is given: workers, the train and val datasets
     (train split between workers, val read whole and in order by each), and a run config that
-    keeps the best checkpoint by val_r2."""
+    keeps the best `setup.keep_checkpoints` checkpoints by val_r2 (and the latest)."""
     from raydream.data.prepare import split_files
 
     train = ray.data.read_parquet(split_files(setup.data_dir, "train"))
@@ -226,7 +228,7 @@ def trainer_arguments(setup: TrialSetup, tcfg: TrainConfig, storage_path: str, c
             storage_path=storage_path,
             callbacks=callbacks,
             checkpoint_config=ray.train.CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute="val_r2", checkpoint_score_order="max"
+                num_to_keep=setup.keep_checkpoints, checkpoint_score_attribute="val_r2", checkpoint_score_order="max"
             ),
         ),
     }
