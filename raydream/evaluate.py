@@ -27,7 +27,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import pearsonr, spearmanr
 
 from raydream.errors import DataError, run_cli
 from raydream.files import write_text_atomic
@@ -84,9 +83,10 @@ def _row_index(path: Path, line: int, value: str, n_rows: int) -> int:
 
 def _correlations(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """(Pearson r^2, Spearman rho); NaN with fewer than 2 rows or a constant side."""
-    if len(pred) < 2 or np.ptp(pred) == 0 or np.ptp(truth) == 0:
+    if len(pred) < 2:
         return math.nan, math.nan
-    return float(pearsonr(pred, truth)[0] ** 2), float(spearmanr(pred, truth)[0])
+    scores = regression_metrics(truth, pred)  # correlations are NaN where a side is constant
+    return scores["pearson"] ** 2, scores["spearman"]
 
 
 def dream_scores(pred: np.ndarray, truth: np.ndarray, subsets: dict[str, np.ndarray]) -> dict[str, float]:
