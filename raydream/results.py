@@ -36,6 +36,8 @@ class TrialRecord:
     config: dict[str, Any]
     history: pd.DataFrame
     error: str | None = None
+    state: str | None = None  # Tune's status in the experiment state, when there is one
+    failures: int = 0  # times the trial failed and was retried
 
 
 def _lookup(config: dict, dotted: str) -> Any:
@@ -79,10 +81,8 @@ def rank_trials(records: list[TrialRecord], hyperparameters: list[str], max_epoc
         else:
             epochs = 0
             row.update(best_val_r2=float("nan"), best_epoch=0, epochs=0, checkpoint=None)
-        if record.error:
-            row["status"] = f"error: {record.error.strip().splitlines()[-1][:80]}"
-        else:
-            row["status"] = "completed" if epochs >= max_epochs else "stopped early"
+        row["status"] = _status(record, epochs, max_epochs)
+        row["failures"] = record.failures
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
@@ -90,8 +90,20 @@ def rank_trials(records: list[TrialRecord], hyperparameters: list[str], max_epoc
     table = table.sort_values("best_val_r2", ascending=False, na_position="last").reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     order = ["rank", "trial", *names.values(), "best_val_r2", "best_epoch", "val_pearson",
-             "val_spearman", "val_mse", "epochs", "status", "checkpoint"]
+             "val_spearman", "val_mse", "epochs", "status", "failures", "checkpoint"]
+    if not table["failures"].any():
+        order.remove("failures")
     return table[[c for c in order if c in table.columns]]
+
+
+def _status(record: TrialRecord, epochs: int, max_epochs: int) -> str:
+    """completed / stopped early (by the scheduler) / interrupted (the search stopped while the
+    trial was pending or running; `--resume` continues it) / error: last line of its error."""
+    if record.state == "ERROR" or (record.state is None and record.error):
+        return f"error: {(record.error or 'failed').strip().splitlines()[-1][:80]}"
+    if record.state in ("PENDING", "RUNNING", "PAUSED"):
+        return "interrupted"
+    return "completed" if epochs >= max_epochs else "stopped early"
 
 
 def format_table(table: pd.DataFrame, with_checkpoint: bool = False) -> str:
@@ -116,6 +128,27 @@ def _checkpoints_by_epoch(trial_dir: Path) -> dict[int, str]:
         except (ValueError, KeyError, TypeError, json.JSONDecodeError):
             continue
     return found
+
+
+def trial_states(experiment_dir: str | os.PathLike) -> dict[str, tuple[str, int]]:
+    """Trial directory name -> (Tune status, failures) from the newest experiment state file.
+
+    Tune rewrites `experiment_state-*.json` as a search runs and once more when it stops, so
+    a trial still RUNNING or PENDING there was cut off by an interruption. Empty when there
+    is no readable state file.
+    """
+    files = sorted(Path(experiment_dir).glob("experiment_state-*.json"))  # named by start time
+    if not files:
+        return {}
+    try:
+        entries = json.loads(files[-1].read_text())["trial_data"]
+        states = {}
+        for trial_json, runtime_json in entries:
+            trial, runtime = json.loads(trial_json), json.loads(runtime_json)
+            states[trial["relative_logdir"]] = (trial["status"], int(runtime.get("num_failures") or 0))
+        return states
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def read_trial(trial_dir: str | os.PathLike) -> TrialRecord:
@@ -155,9 +188,18 @@ def experiment_table(experiment_dir: str | os.PathLike) -> pd.DataFrame:
     if not info_path.is_file() and not trials:
         raise DataError(f"{directory}: not a raydream experiment directory (no {SEARCH_FILE} and no trials)")
     records = [read_trial(t) for t in trials]
+    states = trial_states(directory)
+    for trial, record in zip(trials, records):
+        record.state, record.failures = states.get(trial.name, (None, 0))
     if info_path.is_file():
         info = json.loads(info_path.read_text())
         keys, max_epochs = info["sampled_keys"], info["max_epochs"]
+        if info.get("space_yaml"):  # as the trials used them: lists decoded, inactive keys blank
+            from raydream.spaces import parse_space
+
+            space = parse_space(info["space_yaml"], info["space"])
+            for record in records:
+                record.config = space.resolve(record.config)
     else:
         keys = _varying_keys([r.config for r in records])
         max_epochs = max(int(_lookup(r.config, "train.max_epochs") or 0) for r in records)

@@ -14,14 +14,27 @@ Schema::
 Distributions: `choice: [v, ...]`, `uniform: [low, high]`, `loguniform: [low, high]`
 (low > 0), `randint: [low, high)`, `quniform: [low, high, q]`. Every key, distribution and
 value is checked when the file is loaded; errors name the file and the key.
+
+Conditional keys: a distribution may add `when:`, a mapping of other keys (of the same
+section, or dotted as `train.loss`) to the value, or list of values, they must take. The key
+is used only when every condition holds; otherwise the trial leaves it at its default (and
+the result table shows it blank)::
+
+    train:
+      loss: {choice: [cross_entropy, soft_kl]}
+      soft_label_sd: {uniform: [0.3, 1.0], when: {loss: soft_kl}}
+
+A condition may test a `choice` or a constant (or an unset key, at its default), but not a
+continuous distribution or another conditional key.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +48,7 @@ from raydream.train.config import TREE_TRAIN_FIELDS, TrainConfig, build_model_co
 
 DISTRIBUTIONS = {"choice": None, "uniform": 2, "loguniform": 2, "randint": 2, "quniform": 3}
 TOP_LEVEL_KEYS = ("description", "model", "model_config", "train")
+SECTIONS = ("model_config", "train")
 # Keys the command line owns: searching them would make ASHA's budget or the data differ
 # between trials.
 NOT_SEARCHABLE = ("max_epochs", "train_rows", "val_rows")
@@ -42,10 +56,20 @@ NOT_SEARCHABLE = ("max_epochs", "train_rows", "val_rows")
 
 @dataclass(frozen=True)
 class Distribution:
-    """A Tune-style distribution: kind in DISTRIBUTIONS, args as written in the YAML."""
+    """A Tune-style distribution: kind in DISTRIBUTIONS, args as written in the YAML.
+
+    when: ((dotted key, allowed values), ...): the key is used only when all of them hold.
+    """
 
     kind: str
     args: tuple
+    when: tuple = ()
+
+    @property
+    def encoded(self) -> bool:
+        """A choice among lists or mappings: it travels through Tune as JSON strings, because
+        model-based searchers (Optuna) take only scalar categories."""
+        return self.kind == "choice" and any(isinstance(v, (list, dict)) for v in self.args)
 
     def candidates(self) -> list[Any]:
         """Values to check against the config: every choice, or both ends of a range."""
@@ -68,15 +92,44 @@ class SearchSpace:
     model_config: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    text: str = ""  # the YAML as loaded: a search records it, and --resume compares against it
 
     def sampled_keys(self) -> list[str]:
         """Dotted names of the searched (non-constant) keys, e.g. "train.lr"."""
         return [
             f"{section}.{key}"
-            for section in ("model_config", "train")
+            for section in SECTIONS
             for key, value in getattr(self, section).items()
             if isinstance(value, Distribution)
         ]
+
+    def default(self, dotted: str) -> Any:
+        """The value a key takes when the space does not set it: its config field's default."""
+        section, key = dotted.split(".", 1)
+        cls = model_config_class(self.model) if section == "model_config" else TrainConfig
+        return getattr(cls, key)
+
+    def resolve(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A config sampled by Tune as a trial uses it: JSON-encoded choices decoded, and
+        conditional keys whose condition does not hold removed (left at their defaults)."""
+        out = {**config, **{s: dict(config.get(s) or {}) for s in SECTIONS}}
+        for section in SECTIONS:
+            for key, value in getattr(self, section).items():
+                if isinstance(value, Distribution) and value.encoded and isinstance(out[section].get(key), str):
+                    out[section][key] = json.loads(out[section][key])
+        for section in SECTIONS:
+            for key, value in getattr(self, section).items():
+                if isinstance(value, Distribution) and value.when and not self._holds(value.when, out):
+                    out[section].pop(key, None)
+        return out
+
+    def _holds(self, when: tuple, config: dict[str, Any]) -> bool:
+        for dotted, allowed in when:
+            section, key = dotted.split(".", 1)
+            value = config[section].get(key, self.default(dotted))
+            if value not in allowed:
+                return False
+        return True
 
     def fewest_rounds(self) -> int | None:
         """Tree models: the fewest boosting rounds (or trees) a trial can be given; else None."""
@@ -123,7 +176,27 @@ def find_space(name_or_path: str) -> Path:
     )
 
 
-def _parse_distribution(spec: dict, where: str) -> Distribution:
+def _parse_distribution(spec: dict, where: str, section: str) -> Distribution:
+    spec = dict(spec)
+    when = _parse_when(spec.pop("when"), where, section) if "when" in spec else ()
+    return replace(_parse_kind(spec, where), when=when)
+
+
+def _parse_when(when: Any, where: str, section: str) -> tuple:
+    if not isinstance(when, dict) or not when:
+        raise ConfigError(f"{where}.when: expected a mapping of keys to the value (or list of values) they must take, "
+                          f"got {when!r}")
+    parsed = []
+    for key, allowed in when.items():
+        dotted = key if str(key).split(".", 1)[0] in SECTIONS and "." in str(key) else f"{section}.{key}"
+        values = tuple(allowed) if isinstance(allowed, list) else (allowed,)
+        if not values:
+            raise ConfigError(f"{where}.when.{key}: expected a value or a non-empty list of values")
+        parsed.append((dotted, values))
+    return tuple(parsed)
+
+
+def _parse_kind(spec: dict, where: str) -> Distribution:
     if len(spec) != 1:
         raise ConfigError(f"{where}: a distribution is a mapping with exactly one of {', '.join(DISTRIBUTIONS)}; got {sorted(spec)}")
     (kind, args), = spec.items()
@@ -149,7 +222,7 @@ def _parse_distribution(spec: dict, where: str) -> Distribution:
     return Distribution(kind, tuple(args))
 
 
-def _parse_section(values: Any, allowed: list[str], where: str) -> dict[str, Any]:
+def _parse_section(values: Any, allowed: list[str], where: str, section: str) -> dict[str, Any]:
     if values is None:
         return {}
     if not isinstance(values, dict):
@@ -158,7 +231,7 @@ def _parse_section(values: Any, allowed: list[str], where: str) -> dict[str, Any
     for key, value in values.items():
         if key not in allowed:
             raise ConfigError(f"{where}: unknown key {key!r}; expected one of: {', '.join(allowed)}")
-        parsed[key] = _parse_distribution(value, f"{where}.{key}") if isinstance(value, dict) else value
+        parsed[key] = _parse_distribution(value, f"{where}.{key}", section) if isinstance(value, dict) else value
     return parsed
 
 
@@ -188,8 +261,14 @@ def load_space(name_or_path: str) -> SearchSpace:
             distributions and values the model or training config rejects.
     """
     path = find_space(name_or_path)
+    return parse_space(path.read_text(), path)
+
+
+def parse_space(text: str, path: str | os.PathLike) -> SearchSpace:
+    """Validate a space's YAML text; `path` names it in errors (see `load_space`)."""
+    path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: YAML syntax error: {err}") from None
     if not isinstance(raw, dict):
@@ -210,8 +289,8 @@ def load_space(name_or_path: str) -> SearchSpace:
                     f"model_config ({', '.join(model_fields)})"
                 )
     train_fields = list(TREE_TRAIN_FIELDS) if tree else field_names(TrainConfig)
-    model_section = _parse_section(raw.get("model_config"), model_fields, f"{path}: model_config")
-    train_section = _parse_section(raw.get("train"), train_fields, f"{path}: train")
+    model_section = _parse_section(raw.get("model_config"), model_fields, f"{path}: model_config", "model_config")
+    train_section = _parse_section(raw.get("train"), train_fields, f"{path}: train", "train")
     for key in NOT_SEARCHABLE:
         if isinstance(train_section.get(key), Distribution):
             raise ConfigError(f"{path}: train.{key} cannot be searched; set it on the command line")
@@ -222,10 +301,40 @@ def load_space(name_or_path: str) -> SearchSpace:
     for loss in _values_of(train_section, "loss", TrainConfig.loss):
         for flags in _values_of(train_section, "input_flags", TrainConfig.input_flags):
             build_model_config(model, {}, TrainConfig(loss=loss, input_flags=flags), f"{path}: train.loss")
-    return SearchSpace(
+    space = SearchSpace(
         path=path,
         model=model,
         model_config=model_section,
         train=train_section,
         description=str(raw.get("description", "")),
+        text=text,
     )
+    _check_conditions(space)
+    return space
+
+
+def _check_conditions(space: SearchSpace) -> None:
+    """Each `when` tests a key that exists, is a choice or a constant, is not conditional
+    itself, and can take the values it asks for."""
+    for section in SECTIONS:
+        for key, value in getattr(space, section).items():
+            if not isinstance(value, Distribution):
+                continue
+            for dotted, allowed in value.when:
+                where = f"{space.path}: {section}.{key}.when.{dotted.split('.', 1)[1]}"
+                target_section, target = dotted.split(".", 1)
+                fields = field_names(model_config_class(space.model) if target_section == "model_config" else TrainConfig)
+                if target not in fields or dotted == f"{section}.{key}":
+                    raise ConfigError(f"{where}: no key {dotted!r} to test; expected another key of {target_section}")
+                tested = getattr(space, target_section).get(target, space.default(dotted))
+                if isinstance(tested, Distribution):
+                    if tested.kind != "choice" or tested.when or tested.encoded:
+                        what = "conditional itself" if tested.when else f"a {tested.kind}"
+                        raise ConfigError(f"{where}: a condition can test only a choice of scalars or a constant that "
+                                          f"is not conditional itself; {dotted} is {what}")
+                    possible = list(tested.args)
+                else:
+                    possible = [tested]
+                never = [v for v in allowed if v not in possible]
+                if never:
+                    raise ConfigError(f"{where}: {dotted} never takes {never[0]!r}; it takes {possible!r}")

@@ -27,7 +27,7 @@ import datetime as _dt
 import logging
 import math
 import os
-from dataclasses import dataclass
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,119 +36,60 @@ import pyarrow.parquet as pq
 from raydream.errors import ConfigError, RayDreamError, run_cli
 from raydream.files import write_text_atomic
 from raydream.models import TORCH, model_kind
-from raydream.results import RANKED_CSV, experiment_table, format_table, write_search_info
-from raydream.spaces import Distribution, SearchSpace, load_space
+from raydream.plan import (
+    DRIVER_RESOURCE,
+    DRIVER_SHARE,
+    SEARCH_ALGS,
+    ResourcePlan,
+    Search,
+    asha_notes,
+    build_param_space,
+    plan_resources,
+    space_changes,
+)
+from raydream.results import RANKED_CSV, experiment_table, format_table, trial_states
+from raydream.spaces import SearchSpace, load_space
 from raydream.train.config import TrainConfig
 
-DRIVER_RESOURCE = "TRIAL_DRIVER"
-DRIVER_SHARE = 0.01  # of DRIVER_RESOURCE per trial driver; the resource only tags drivers
-DATA_CPUS = 1  # CPUs kept free for Ray Data reads
 DEFAULT_NUM_SAMPLES = 8
 SMOKE = {"num_samples": 2, "max_epochs": 2, "train_rows": 1024}
+# Flags that --resume accepts; everything else is taken from the experiment's record.
+RESUME_FLAGS = {"resume", "space", "num_cpus", "verbose"}
+INTERRUPTED = 130  # exit status of a search stopped by Ctrl-C (128 + SIGINT), as a shell reports it
 
 
-@dataclass(frozen=True)
-class ResourcePlan:
-    """How trials fit the cluster.
-
-    cpus_per_trial, gpus_per_trial: what one trial's Train workers hold.
-    max_concurrent: trials that can run at once with DATA_CPUS left for Ray Data.
-    """
-
-    total_cpus: float
-    total_gpus: float
-    cpus_per_trial: float
-    gpus_per_trial: float
-    max_concurrent: int
-
-    def describe(self, train_run: bool = True) -> str:
-        """One line; train_run=False for trials that hold their CPUs themselves (no Train run)."""
-        gpus = f", {self.gpus_per_trial:g} GPU" if self.gpus_per_trial else ""
-        holder = f"Train workers + a driver on {DRIVER_SHARE} {DRIVER_RESOURCE}" if train_run else "the trial process"
-        return (
-            f"each trial: {self.cpus_per_trial:g} CPU{gpus} for {holder}; {DATA_CPUS} CPU kept for Ray Data; "
-            f"cluster {self.total_cpus:g} CPU / {self.total_gpus:g} GPU -> "
-            f"up to {self.max_concurrent} trial(s) at a time"
-        )
-
-
-def plan_resources(
-    cluster: dict[str, float], num_workers: int, cpus_per_worker: int, use_gpu: bool, max_concurrent: int | None = None
-) -> ResourcePlan:
-    """Check that one trial can be scheduled with room for Ray Data, and how many fit at once
-    (at most `max_concurrent`, when given).
-
-    Raises:
-        ConfigError: the trial shape can never be scheduled on this cluster, saying why.
-    """
-    if num_workers < 1 or cpus_per_worker < 1:
-        raise ConfigError("--num-workers and --cpus-per-worker must be >= 1")
-    cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
-    per_trial_cpu = num_workers * cpus_per_worker
-    per_trial_gpu = num_workers if use_gpu else 0
-    if per_trial_cpu + DATA_CPUS > cpus:
-        raise ConfigError(
-            f"a trial needs {num_workers} worker(s) x {cpus_per_worker} CPU = {per_trial_cpu} CPU, "
-            f"plus {DATA_CPUS} CPU for Ray Data, but the cluster has {cpus:g} CPU; "
-            f"lower --num-workers or --cpus-per-worker"
-        )
-    if per_trial_gpu > gpus:
-        raise ConfigError(f"a trial needs {per_trial_gpu} GPU(s) but the cluster has {gpus:g}")
-    concurrent = int((cpus - DATA_CPUS) // per_trial_cpu)
-    if per_trial_gpu:
-        concurrent = min(concurrent, int(gpus // per_trial_gpu))
-    concurrent = max(1, concurrent)
-    if max_concurrent is not None:
-        concurrent = min(concurrent, max_concurrent)
-    return ResourcePlan(cpus, gpus, per_trial_cpu, per_trial_gpu, concurrent)
-
-
-def to_tune_domain(value: Any) -> Any:
-    """A spaces.Distribution as a Ray Tune search domain; constants pass through."""
-    from ray import tune
-
-    if not isinstance(value, Distribution):
-        return value
-    a = value.args
-    if value.kind == "choice":
-        return tune.choice(list(a))
-    if value.kind == "uniform":
-        return tune.uniform(a[0], a[1])
-    if value.kind == "loguniform":
-        return tune.loguniform(a[0], a[1])
-    if value.kind == "randint":
-        return tune.randint(a[0], a[1])
-    if all(isinstance(x, int) for x in a):  # keep integer fields integers
-        return tune.qrandint(a[0], a[1], a[2])
-    return tune.quniform(a[0], a[1], a[2])
-
-
-def build_param_space(space: SearchSpace, train_overrides: dict[str, Any]) -> dict[str, Any]:
-    """Tune's param_space: {"model", "model_config", "train"} with Tune domains inside."""
-    train = {**space.train, **train_overrides}
-    return {
-        "model": space.model,
-        "model_config": {k: to_tune_domain(v) for k, v in space.model_config.items()},
-        "train": {k: to_tune_domain(v) for k, v in train.items()},
-    }
-
-
-def run_trial(config: dict, setup) -> None:
+def run_trial(config: dict, setup, space: SearchSpace) -> None:
     """Tune function trainable: one Ray Train run (TorchTrainer, or LightGBMTrainer for
-    "lightgbm") for one sampled configuration."""
+    "lightgbm") for one sampled configuration.
+
+    When Tune restarts the trial (a retry after a failure, or `--resume`), training goes on
+    from the last epoch Tune recorded (see `raydream.train.tune_report`).
+    """
     import ray.data
     from ray import tune
-    from ray.tune.integration.ray_train import TuneReportCallback
 
     from raydream.train.loop import build_trainer
     from raydream.train.tree_loop import build_lightgbm_trainer
+    from raydream.train.tune_report import fit_reporting_to_tune
 
     ray.data.DataContext.get_current().enable_progress_bars = False
     # Train writes its checkpoints straight into the experiment's storage, under the trial's
     # directory name, so the reported checkpoint paths outlive the Ray session.
     trial_storage = str(Path(setup.experiment_dir) / Path(tune.get_context().get_trial_dir()).name)
+    config = space.resolve(config)
     build = build_lightgbm_trainer if config["model"] == "lightgbm" else build_trainer
-    build(config, setup, trial_storage, [TuneReportCallback()]).fit()
+    fit_reporting_to_tune(
+        lambda callbacks, run_name, resume: build({**config, "resume_checkpoint": resume}, setup, trial_storage,
+                                                  callbacks, run_name),
+        trial_storage,
+    )
+
+
+def run_forest(config: dict, setup, space: SearchSpace) -> None:
+    """Tune function trainable for a random forest (see `raydream.train.tree_loop`)."""
+    from raydream.train.tree_loop import run_forest_trial
+
+    run_forest_trial(space.resolve(config), setup)
 
 
 def trainable(space: SearchSpace, setup, plan: ResourcePlan):
@@ -160,10 +101,10 @@ def trainable(space: SearchSpace, setup, plan: ResourcePlan):
     from ray import tune
 
     if space.model == "random_forest":
-        from raydream.train.tree_loop import run_forest_trial
-
-        return tune.with_resources(tune.with_parameters(run_forest_trial, setup=setup), {"CPU": plan.cpus_per_trial})
-    return tune.with_resources(tune.with_parameters(run_trial, setup=setup), {DRIVER_RESOURCE: DRIVER_SHARE})
+        return tune.with_resources(tune.with_parameters(run_forest, setup=setup, space=space),
+                                   {"CPU": plan.cpus_per_trial})
+    return tune.with_resources(tune.with_parameters(run_trial, setup=setup, space=space),
+                               {DRIVER_RESOURCE: DRIVER_SHARE})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--space", default="resnet", help="search space name (search_spaces/NAME.yaml) or YAML path (default resnet)")
     p.add_argument("--data", default=None, help="DREAM text file or prepared dataset dir (default: embedded 6,370-row DREAM sample)")
+    p.add_argument("--search-alg", choices=SEARCH_ALGS, default="random",
+                   help="random sampling, or Optuna's TPE (model-based), default random")
     p.add_argument("--num-samples", type=int, default=None, help="trials to sample (default 8; 2 with --smoke)")
     p.add_argument("--max-epochs", type=int, default=None, help="epochs per trial and ASHA max_t (default: the space's, else 10)")
     p.add_argument("--grace-period", type=int, default=2, help="ASHA: epochs before a trial can be stopped (default 2)")
@@ -186,12 +129,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop the search after this many seconds; finished trials are kept (default: none)")
     p.add_argument("--keep-checkpoints", type=int, default=1,
                    help="checkpoints kept per trial: the best N by val R^2, plus the latest (default 1)")
+    p.add_argument("--max-failures", type=int, default=1,
+                   help="retry a failed trial up to N times, from its last checkpoint (default 1)")
     p.add_argument("--storage-path", default="ray_results", help="where experiments are written (default ./ray_results)")
     p.add_argument("--name", default=None, help="experiment name (default SPACE-TIMESTAMP)")
     p.add_argument("--seed", type=int, default=0, help="seeds the search and every trial (default 0)")
     p.add_argument("--smoke", action="store_true", help="tiny run: 2 trials, 2 epochs, 1,024 training rows (explicit flags win)")
-    p.add_argument("--verbose", action="store_true", help="show Ray and worker logs")
+    p.add_argument("--resume", metavar="EXPERIMENT_DIR", default=None,
+                   help="continue an interrupted search (STORAGE_PATH/NAME); finished trials are not rerun, and the "
+                        "space and settings are the recorded ones")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="-v: a result line per trial report and Ray's info logs; -vv: also the workers' output")
     return p
+
+
+def _given_flags(argv: Sequence[str] | None) -> set[str]:
+    """The destinations of the flags written on the command line (not left at defaults)."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
 
 
 def _test_score(checkpoint: str | None, data_dir: Path) -> dict[str, float] | None:
@@ -211,7 +168,17 @@ def _test_score(checkpoint: str | None, data_dir: Path) -> dict[str, float] | No
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s")
+    if args.resume:
+        search = _recorded_search(args, _given_flags(argv))
+    else:
+        search = _new_search(args)
+    return _run(search, args, resume=bool(args.resume))
+
+
+def _new_search(args: argparse.Namespace) -> Search:
+    """The search the flags describe, checked before Ray starts."""
     space = load_space(args.space)
     num_samples = args.num_samples
     if num_samples is None:
@@ -227,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
     if args.keep_checkpoints < 1:
         raise ConfigError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
+    if args.max_failures < 0:
+        raise ConfigError(f"--max-failures must be >= 0, got {args.max_failures}")
     if args.time_budget is not None and args.time_budget <= 0:
         raise ConfigError(f"--time-budget must be > 0 seconds, got {args.time_budget:g}")
     fewest = space.fewest_rounds()
@@ -235,7 +204,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                           f"{max_epochs} epochs they are cut into; raise the rounds or lower --max-epochs")
     if space.model == "random_forest" and args.num_workers != 1:
         raise ConfigError("random_forest grows each forest in one process; use --cpus-per-worker, not --num-workers")
-    grace = min(args.grace_period, max_epochs)
     overrides: dict[str, Any] = {"max_epochs": max_epochs}
     if "seed" not in space.train:
         overrides["seed"] = args.seed
@@ -248,88 +216,170 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = load_manifest(data_dir)["rows"]
     if rows["train"] < 2 or rows["val"] < 2:
         raise ConfigError(f"{data_dir}: needs >= 2 training and validation rows, has {rows['train']} and {rows['val']}")
-
     name = args.name or f"{space.path.stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    storage = Path(args.storage_path).expanduser().resolve()
-    return _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, storage, name)
+    experiment = Path(args.storage_path).expanduser().resolve() / name
+    if (experiment / "tuner.pkl").exists():
+        raise ConfigError(f"{experiment}: an experiment of this name exists; continue it with --resume {experiment}, "
+                          f"or pick another --name")
+    return Search(
+        space=space, data=str(data_dir), experiment_dir=str(experiment), num_samples=num_samples,
+        max_epochs=max_epochs, grace_period=min(args.grace_period, max_epochs), reduction_factor=args.reduction_factor,
+        search_alg=args.search_alg, seed=args.seed, num_workers=args.num_workers,
+        cpus_per_worker=args.cpus_per_worker, max_concurrent=args.max_concurrent, time_budget=args.time_budget,
+        keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, train_overrides=overrides,
+    )
 
 
-def _search(args, space, data_dir, overrides, num_samples, max_epochs, grace, storage, name) -> int:
+def _recorded_search(args: argparse.Namespace, given: set[str]) -> Search:
+    """The search recorded in `args.resume`, after checking that it can be resumed as asked."""
+    from ray.tune import Tuner
+
+    extra = sorted(given - RESUME_FLAGS)
+    if extra:
+        flag = "--" + extra[0].replace("_", "-")
+        raise ConfigError(f"--resume continues a search with the settings it was started with; it takes only "
+                          f"--space (to check), --num-cpus and --verbose, not {flag}")
+    directory = Path(args.resume).expanduser().resolve()
+    if not directory.is_dir():
+        raise ConfigError(f"--resume {args.resume}: no such experiment directory; give STORAGE_PATH/NAME, "
+                          f"as the search printed when it started")
+    search = Search.read(directory)
+    if "space" in given:
+        changes = space_changes(search.space, load_space(args.space))
+        if changes:
+            raise ConfigError(
+                f"--space {args.space} differs from the space {directory.name} was started with ("
+                + "; ".join(changes[:4]) + ("; ..." if len(changes) > 4 else "")
+                + "). The finished trials and the searcher's state come from the recorded space, so a resumed "
+                "search keeps it; start a new search (another --name) to search the new one"
+            )
+    if not Tuner.can_restore(str(directory)):
+        raise ConfigError(f"{directory}: holds no Tune experiment state to resume (the search stopped before it "
+                          f"began); start it again instead")
+    return search
+
+
+def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
+    """Start Ray, run (or resume) the search, print the ranked table and the best trial."""
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     # The local raylet and its workers inherit this process's environment.
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     import ray
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import BasicVariantGenerator
 
     from raydream.train.loop import TrialSetup
 
+    space, experiment = search.space, Path(search.experiment_dir)
     ray.init(
         num_cpus=args.num_cpus,
         resources={DRIVER_RESOURCE: 1000},
         include_dashboard=True,  # see the module docstring: without it the 2nd trial hangs
-        log_to_driver=args.verbose,
+        log_to_driver=args.verbose >= 2,
         logging_level=logging.INFO if args.verbose else logging.WARNING,
     )
+    started = time.monotonic()
     try:
         use_gpu = ray.cluster_resources().get("GPU", 0) > 0 and model_kind(space.model) == TORCH
-        plan = plan_resources(ray.cluster_resources(), args.num_workers, args.cpus_per_worker, use_gpu,
-                              args.max_concurrent)
-        setup = TrialSetup(str(data_dir), str(storage / name), args.num_workers, args.cpus_per_worker, use_gpu,
-                           args.keep_checkpoints)
-        write_search_info(storage / name, {
-            "space": str(space.path.resolve()),
-            "model": space.model,
-            "sampled_keys": space.sampled_keys(),
-            "max_epochs": max_epochs,
-            "data": str(data_dir),
-            "seed": args.seed,
-        })
-        print(f"raydream: space {space.path} ({space.model}), data {data_dir}")
-        print(f"raydream: {num_samples} trial(s), up to {max_epochs} epoch(s), ASHA grace {grace}, "
-              f"reduction {args.reduction_factor}; {plan.describe(train_run=space.model != 'random_forest')}")
-        tuner = tune.Tuner(
-            trainable(space, setup, plan),
-            param_space=build_param_space(space, overrides),
-            tune_config=tune.TuneConfig(
-                num_samples=num_samples,
-                time_budget_s=args.time_budget,
-                search_alg=BasicVariantGenerator(random_state=args.seed, max_concurrent=plan.max_concurrent),
-                scheduler=ASHAScheduler(
-                    time_attr="epoch",
-                    metric="val_r2",
-                    mode="max",
-                    max_t=max_epochs,
-                    grace_period=grace,
-                    reduction_factor=args.reduction_factor,
-                ),
-            ),
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=str(storage),
-                verbose=1,
-                # Trials that report to Tune directly (random forest) keep their best checkpoints.
-                checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=args.keep_checkpoints, checkpoint_score_attribute="val_r2", checkpoint_score_order="max"
-                ),
-            ),
-        )
+        plan = plan_resources(ray.cluster_resources(), search.num_workers, search.cpus_per_worker, use_gpu,
+                              search.max_concurrent)
+        setup = TrialSetup(search.data, str(experiment), search.num_workers, search.cpus_per_worker, use_gpu,
+                           search.keep_checkpoints)
+        _print_header(search, plan, resume)
+        if resume:
+            tuner = tune.Tuner.restore(str(experiment), trainable(space, setup, plan), resume_unfinished=True)
+        else:
+            search.write()
+            tuner = _new_tuner(search, trainable(space, setup, plan), plan, args.verbose)
         grid = tuner.fit()
     finally:
         ray.shutdown()
-    experiment = Path(grid.experiment_path)
+    return _finish(search, Path(grid.experiment_path), time.monotonic() - started)
+
+
+def _print_header(search: Search, plan: ResourcePlan, resume: bool) -> None:
+    space = search.space
+    verb = "resuming" if resume else "experiment"
+    print(f"raydream: {verb} {search.experiment_dir}")
+    print(f"raydream: space {space.path} ({space.model}), data {search.data}")
+    print(f"raydream: {search.num_samples} trial(s) by {search.search_alg} search, up to {search.max_epochs} "
+          f"epoch(s), ASHA grace {search.grace_period}, reduction {search.reduction_factor}; "
+          f"{plan.describe(train_run=space.model != 'random_forest')}")
+    for note in asha_notes(search.num_samples, search.max_epochs, search.grace_period, search.reduction_factor):
+        print(f"raydream: note: {note}")
+
+
+def _new_tuner(search: Search, trainable_with_resources, plan: ResourcePlan, verbose: int):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    return tune.Tuner(
+        trainable_with_resources,
+        param_space=build_param_space(search.space, search.train_overrides),
+        tune_config=tune.TuneConfig(
+            num_samples=search.num_samples,
+            time_budget_s=search.time_budget,
+            search_alg=_searcher(search, plan.max_concurrent, verbose),
+            scheduler=ASHAScheduler(
+                time_attr="epoch",  # our own epoch counter: a resumed trial keeps its rungs
+                metric="val_r2",
+                mode="max",
+                max_t=search.max_epochs,
+                grace_period=search.grace_period,
+                reduction_factor=search.reduction_factor,
+            ),
+        ),
+        run_config=tune.RunConfig(
+            name=Path(search.experiment_dir).name,
+            storage_path=str(Path(search.experiment_dir).parent),
+            verbose=2 if verbose else 1,
+            log_to_file=True,  # each trial's stdout/stderr go to files in its directory
+            failure_config=tune.FailureConfig(max_failures=search.max_failures),
+            # Trials that report to Tune directly (random forest) keep their best checkpoints.
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=search.keep_checkpoints, checkpoint_score_attribute="val_r2", checkpoint_score_order="max"
+            ),
+        ),
+    )
+
+
+def _searcher(search: Search, max_concurrent: int, verbose: int):
+    """Random sampling (Tune's BasicVariantGenerator) or Optuna's TPE, seeded, and running at
+    most `max_concurrent` trials at a time.
+
+    The limit is set on the searcher itself: `TuneConfig(max_concurrent_trials=...)` is
+    ignored (with only a log warning) for a BasicVariantGenerator, and more trials than fit
+    would start drivers whose Train runs wait forever for CPUs.
+    """
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    if search.search_alg == "optuna":
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+        return ConcurrencyLimiter(OptunaSearch(metric="val_r2", mode="max", seed=search.seed), max_concurrent)
+    return BasicVariantGenerator(random_state=search.seed, max_concurrent=max_concurrent)
+
+
+def _finish(search: Search, experiment: Path, elapsed: float) -> int:
+    """Write and print the ranked table; score the best checkpoint on the test split."""
     table = experiment_table(experiment)  # from the trials' files, as `python -m raydream.results` reads them
     csv_path = write_text_atomic(experiment / RANKED_CSV, table.to_csv(index=False))
     print("\nTrials ranked by best validation R^2:")
     print(format_table(table))
     print(f"\nranked table: {csv_path}")
+    unfinished = [s for s, _ in trial_states(experiment).values() if s in ("PENDING", "RUNNING", "PAUSED")]
+    out_of_time = search.time_budget is not None and elapsed >= search.time_budget
+    if unfinished and not out_of_time:
+        print(f"raydream: search interrupted with {len(unfinished)} trial(s) unfinished; continue it with:\n"
+              f"  python -m raydream.tune --resume {experiment}")
+        return INTERRUPTED
     best = table.iloc[0] if len(table) else None
     if best is None or not math.isfinite(best["best_val_r2"]):
         raise RayDreamError(f"no trial reported a validation score; see {experiment}")
     print(f"best trial: {best['trial']} (val R^2 {best['best_val_r2']:.4f} at epoch {best['best_epoch']})")
     print(f"best checkpoint: {best['checkpoint']}")
-    test = _test_score(best["checkpoint"], data_dir)
+    test = _test_score(best["checkpoint"], Path(search.data))
     if test:
         print("best checkpoint on the held-out test split: "
               + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))

@@ -58,6 +58,47 @@ train:
     assert space.sampled_keys() == ["model_config.channels", "model_config.dropout", "train.lr", "train.batch_size"]
 
 
+CONDITIONAL = """
+model: cls_cnn
+model_config:
+  channels: {choice: [8, 16]}
+train:
+  loss: {choice: [cross_entropy, soft_kl]}
+  soft_label_sd: {uniform: [0.3, 1.0], when: {loss: soft_kl}}
+  optimizer: adam_sgd
+  switch_epoch: {randint: [2, 4], when: {train.optimizer: adam_sgd}}
+"""
+
+
+def test_conditional_keys_are_dropped_from_a_trial_when_their_condition_fails(tmp_path):
+    space = load_space(write(tmp_path, CONDITIONAL))
+    assert space.train["soft_label_sd"].when == (("train.loss", ("soft_kl",)),)
+    assert "train.soft_label_sd" in space.sampled_keys()
+    sampled = {"model": "cls_cnn", "model_config": {"channels": 8},
+               "train": {"loss": "cross_entropy", "soft_label_sd": 0.5, "switch_epoch": 3}}
+    used = space.resolve(sampled)
+    assert "soft_label_sd" not in used["train"] and used["train"]["switch_epoch"] == 3  # optimizer's constant holds
+    assert sampled["train"]["soft_label_sd"] == 0.5  # the sample itself is left alone
+    assert space.resolve({**sampled, "train": {**sampled["train"], "loss": "soft_kl"}})["train"]["soft_label_sd"] == 0.5
+
+
+def test_a_condition_on_an_unset_key_tests_its_default(tmp_path):
+    space = load_space(write(tmp_path, """
+model: resnet
+train:
+  switch_epoch: {randint: [2, 4], when: {optimizer: adam_sgd}}
+"""))
+    assert space.resolve({"model": "resnet", "train": {"switch_epoch": 2}})["train"] == {"switch_epoch": 2}
+
+
+def test_choices_among_lists_travel_as_json_and_come_back_as_lists():
+    space = load_space("legnet")
+    assert space.model_config["block_channels"].encoded and not space.model_config["stem_channels"].encoded
+    used = space.resolve({"model": "legnet", "model_config": {"block_channels": "[64, 32]", "stem_channels": 32},
+                          "train": {}})
+    assert used["model_config"] == {"block_channels": [64, 32], "stem_channels": 32}
+
+
 BAD = {
     "syntax": ("model: resnet\ntrain: {lr: [1,\n", "YAML syntax error"),
     "not_mapping": ("- 1\n- 2\n", "expected a mapping"),
@@ -77,6 +118,16 @@ BAD = {
     "empty_choice": ("model: resnet\ntrain: {batch_size: {choice: []}}\n", "non-empty list"),
     "tree_torch_key": ("model: lightgbm\ntrain: {lr: 0.1}\n", "train.lr does not apply to the tree model 'lightgbm'"),
     "tree_bad_leaves": ("model: lightgbm\nmodel_config: {num_leaves: {choice: [31, 4096]}}\n", "num_leaves must be in 2..2047"),
+    "when_not_mapping": ("model: resnet\ntrain: {lr: {uniform: [0.1, 1], when: adam}}\n", "train.lr.when: expected a mapping"),
+    "when_unknown_key": ("model: resnet\ntrain: {lr: {uniform: [0.1, 1], when: {optimiser: adam_sgd}}}\n",
+                         "train.lr.when.optimiser: no key 'train.optimiser' to test"),
+    "when_itself": ("model: resnet\ntrain: {lr: {uniform: [0.1, 1], when: {lr: 0.5}}}\n", "no key 'train.lr' to test"),
+    "when_continuous": ("model: resnet\ntrain: {lr: {uniform: [0.1, 1]}, weight_decay: {uniform: [0, 1], when: {lr: 0.5}}}\n",
+                        "a condition can test only a choice of scalars or a constant"),
+    "when_never": ("model: resnet\ntrain: {optimizer: {choice: [adam_sgd]}, lr: {uniform: [0.1, 1], when: {optimizer: sgd}}}\n",
+                   "train.optimizer never takes 'sgd'"),
+    "when_chained": ("model: cls_cnn\ntrain: {loss: {choice: [soft_kl, cross_entropy], when: {optimizer: adam_sgd}}, "
+                     "soft_label_sd: {uniform: [0.3, 1], when: {loss: soft_kl}}}\n", "train.loss is conditional itself"),
 }
 
 

@@ -10,7 +10,8 @@ import pytest
 from raydream.checkpoint import load_model
 from raydream.errors import ConfigError, run_cli
 from raydream.spaces import load_space
-from raydream.tune import DATA_CPUS, build_param_space, main, plan_resources
+from raydream.plan import DATA_CPUS, build_param_space, plan_resources
+from raydream.tune import main
 
 
 def test_plan_resources_leaves_room_for_ray_data():
@@ -212,3 +213,83 @@ def test_time_budget_ends_the_search_and_keeps_the_finished_trials(tmp_path):
     table = pd.read_csv(tmp_path / "results" / "budget" / "ranked_trials.csv")
     assert 1 <= len(table) < 40
     assert (table["status"] == "completed").any()
+
+
+def _wait_for(predicate, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "timed out waiting for the search to get going"
+        time.sleep(0.5)
+
+
+def _epochs(trial_dir: Path) -> list[int]:
+    progress = trial_dir / "progress.csv"
+    return pd.read_csv(progress)["epoch"].tolist() if progress.is_file() and progress.stat().st_size else []
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(420)
+def test_resume_finishes_an_interrupted_search_without_rerunning_finished_trials(tmp_path):
+    import os
+    import signal
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    experiment = tmp_path / "results" / "cut"
+    log = tmp_path / "first.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "raydream.tune", "--space", str(space), "--num-samples", "3", "--max-epochs", "3",
+             "--grace-period", "3", "--storage-path", str(tmp_path / "results"), "--name", "cut"],
+            stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        try:
+            # One trial at a time (2 CPUs): interrupt once the second trial has reported an epoch.
+            def second_trial_reported() -> bool:
+                trials = sorted(experiment.glob("run_trial_*"))
+                return len(trials) >= 2 and len(_epochs(trials[0])) == 3 and len(_epochs(trials[1])) >= 1
+            _wait_for(second_trial_reported, proc, log, timeout=240)
+            proc.send_signal(signal.SIGINT)  # Ctrl-C
+            proc.wait(timeout=120)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)  # the search and any Ray process it left
+    out = log.read_text()
+    assert proc.returncode == 130, out[-3000:]
+    assert f"python -m raydream.tune --resume {experiment}" in out
+    first, second = sorted(experiment.glob("run_trial_*"))[:2]
+    first_history, cut_at = _epochs(first), _epochs(second)
+    assert cut_at and len(cut_at) < 3
+    table = subprocess.run([sys.executable, "-m", "raydream.results", str(experiment)], capture_output=True, text=True)
+    assert "interrupted" in table.stdout, table.stdout + table.stderr
+
+    done = run_tune("--resume", str(experiment), "--space", str(space), timeout=300)
+    assert "resuming" in done.stdout
+    table = pd.read_csv(experiment / "ranked_trials.csv")
+    assert len(table) == 3 and set(table["status"]) == {"completed"}, table
+    assert _epochs(first) == first_history  # the finished trial was not rerun
+    assert _epochs(second) == [1, 2, 3]  # the cut trial went on from its last checkpoint, not from epoch 1
+
+
+def test_resume_refuses_a_changed_space_a_missing_experiment_and_new_settings(tmp_path, capsys):
+    from raydream.plan import Search
+
+    experiment = tmp_path / "exp"
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    Search(space=load_space(str(space)), data=str(tmp_path), experiment_dir=str(experiment), num_samples=2,
+           max_epochs=2, grace_period=1, reduction_factor=2).write()
+    assert run_cli(main, ["--resume", str(tmp_path / "nope")]) == 2
+    assert "nope: no such experiment directory" in capsys.readouterr().err
+    assert run_cli(main, ["--resume", str(tmp_path)]) == 2
+    assert "not a raydream experiment (no raydream_search.json)" in capsys.readouterr().err
+    assert run_cli(main, ["--resume", str(experiment), "--num-samples", "5"]) == 2
+    assert "it takes only --space (to check), --num-cpus and --verbose, not --num-samples" in capsys.readouterr().err
+    space.write_text(TINY_SPACE.replace("[8, 16]", "[8, 32]"))
+    assert run_cli(main, ["--resume", str(experiment), "--space", str(space)]) == 2
+    err = capsys.readouterr().err
+    assert "differs from the space exp was started with (model_config.channels: choice [8, 16] -> choice [8, 32])" in err
+    assert run_cli(main, ["--resume", str(experiment)]) == 2  # the record alone: no Tune state yet
+    assert "holds no Tune experiment state to resume" in capsys.readouterr().err

@@ -104,12 +104,22 @@ def _sum_across_workers(*values: float) -> list[float]:
     return t.tolist()
 
 
+def starting_checkpoint(loop_config: dict) -> "ray.train.Checkpoint | None":
+    """Where a worker starts from: Ray Train's latest checkpoint when Train restarts its
+    workers, else `loop_config["resume_checkpoint"]` (a directory) when the trial resumes."""
+    if checkpoint := ray.train.get_checkpoint():
+        return checkpoint
+    path = loop_config.get("resume_checkpoint")
+    return ray.train.Checkpoint(path) if path else None
+
+
 def train_loop_per_worker(loop_config: dict) -> None:
     """Ray Train worker entry point.
 
     loop_config: {"model": name, "model_config": dict, "train": dict} (already validated),
         "steps_per_epoch" (batches per worker per epoch, for per-batch schedules),
-        "torch_threads" and "weights" (DensityWeights for the loss, or None).
+        "torch_threads", "weights" (DensityWeights for the loss, or None) and
+        "resume_checkpoint" (a checkpoint directory to go on from, or None).
     Reports per epoch: epoch, train_loss, val_r2, val_pearson, val_spearman, val_mse, lr, and
     a checkpoint (Ray keeps the best by val_r2 and the latest).
     """
@@ -125,7 +135,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     raw = create_model(name, mcfg, head_scalars=tcfg.head_scalars)
     recipe = make_recipe(raw, tcfg, int(loop_config.get("steps_per_epoch", 1)))
     start_epoch, best_r2 = 1, -np.inf
-    if checkpoint := ray.train.get_checkpoint():
+    if checkpoint := starting_checkpoint(loop_config):
         with checkpoint.as_directory() as directory:
             state, meta = read_checkpoint(directory)
         raw.load_state_dict(state.get("train_model") or state["model"])
@@ -202,10 +212,13 @@ def density_weights(labels: np.ndarray, tcfg: TrainConfig) -> DensityWeights | N
     return DensityWeights.fit(labels, bins=tcfg.weight_bins, cap=tcfg.weight_cap)
 
 
-def trainer_arguments(setup: TrialSetup, tcfg: TrainConfig, storage_path: str, callbacks: list, use_gpu: bool) -> dict:
+def trainer_arguments(
+    setup: TrialSetup, tcfg: TrainConfig, storage_path: str, callbacks: list, use_gpu: bool, run_name: str = "train"
+) -> dict:
     """What every Ray Train trainer of a trial is given: workers, the train and val datasets
-    (train split between workers, val read whole and in order by each), and a run config that
-    keeps the best `setup.keep_checkpoints` checkpoints by val_r2 (and the latest)."""
+    (train split between workers, val read whole and in order by each), and a run config
+    (storage_path/run_name) that keeps the best `setup.keep_checkpoints` checkpoints by
+    val_r2 (and the latest)."""
     from raydream.data.prepare import split_files
 
     train = ray.data.read_parquet(split_files(setup.data_dir, "train"))
@@ -224,7 +237,7 @@ def trainer_arguments(setup: TrialSetup, tcfg: TrainConfig, storage_path: str, c
         "datasets": {"train": train, "val": val},
         "dataset_config": ray.train.DataConfig(datasets_to_split=["train"], execution_options={"val": val_options}),
         "run_config": ray.train.RunConfig(
-            name="train",
+            name=run_name,
             storage_path=storage_path,
             callbacks=callbacks,
             checkpoint_config=ray.train.CheckpointConfig(
@@ -234,7 +247,9 @@ def trainer_arguments(setup: TrialSetup, tcfg: TrainConfig, storage_path: str, c
     }
 
 
-def build_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callbacks: list) -> "ray.train.torch.TorchTrainer":
+def build_trainer(
+    loop_config: dict, setup: TrialSetup, storage_path: str, callbacks: list, run_name: str = "train"
+) -> "ray.train.torch.TorchTrainer":
     """A TorchTrainer for one trial, reading the prepared dataset's train and val shards."""
     tcfg = from_dict(TrainConfig, loop_config["train"], "train")
     labels = training_labels(setup, tcfg)
@@ -244,5 +259,5 @@ def build_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callb
         train_loop_per_worker,
         train_loop_config={**loop_config, "torch_threads": setup.cpus_per_worker, "steps_per_epoch": steps_per_epoch,
                            "weights": weights},
-        **trainer_arguments(setup, tcfg, storage_path, callbacks, setup.use_gpu),
+        **trainer_arguments(setup, tcfg, storage_path, callbacks, setup.use_gpu, run_name),
     )

@@ -41,7 +41,7 @@ from raydream.models.trees import (
     new_forest,
 )
 from raydream.train.config import TrainConfig
-from raydream.train.loop import TrialSetup, density_weights, trainer_arguments, training_labels
+from raydream.train.loop import TrialSetup, density_weights, starting_checkpoint, trainer_arguments, training_labels
 from raydream.train.weights import DensityWeights
 
 
@@ -111,7 +111,7 @@ def lightgbm_loop_per_worker(loop_config: dict) -> None:
         params.update(tree_learner="data", pre_partition=True)
 
     start, init_model, best_r2 = 0, None, -np.inf
-    if checkpoint := ray.train.get_checkpoint():
+    if checkpoint := starting_checkpoint(loop_config):
         with checkpoint.as_directory() as directory:
             restored, meta = load_model(directory)
         init_model, start = restored.estimator, meta["metrics"]["rounds"]
@@ -180,7 +180,8 @@ def run_forest_trial(config: dict, setup: TrialSetup) -> None:
         _report(0, model, name, tcfg, metrics, best_r2, tune.report, tune.Checkpoint)
 
 
-def build_lightgbm_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callbacks: list):
+def build_lightgbm_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callbacks: list,
+                           run_name: str = "train"):
     """A LightGBMTrainer for one trial: `setup.num_workers` workers, data-parallel when > 1."""
     from ray.train.lightgbm import LightGBMTrainer
 
@@ -189,5 +190,5 @@ def build_lightgbm_trainer(loop_config: dict, setup: TrialSetup, storage_path: s
     return LightGBMTrainer(
         lightgbm_loop_per_worker,
         train_loop_config={**loop_config, "num_threads": setup.cpus_per_worker, "weights": weights},
-        **trainer_arguments(setup, tcfg, storage_path, callbacks, use_gpu=False),
+        **trainer_arguments(setup, tcfg, storage_path, callbacks, use_gpu=False, run_name=run_name),
     )

@@ -1,0 +1,213 @@
+"""What a search is, and how its trials fit the cluster (no Ray at import time).
+
+`Search` is everything that defines a search. `python -m raydream.tune` writes it into the
+experiment directory as `raydream_search.json` before the first trial starts, and `--resume`
+reads it back, so a resumed search runs the same space, budget and trial shape.
+`plan_resources` checks a trial shape against the cluster before any trial is launched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from raydream.errors import ConfigError
+from raydream.results import SEARCH_FILE, write_search_info
+from raydream.spaces import SECTIONS, Distribution, SearchSpace, parse_space
+
+DRIVER_RESOURCE = "TRIAL_DRIVER"
+DRIVER_SHARE = 0.01  # of DRIVER_RESOURCE per trial driver; the resource only tags drivers
+DATA_CPUS = 1  # CPUs kept free for Ray Data reads
+SEARCH_ALGS = ("random", "optuna")
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Search:
+    """One search: its space and data, ASHA's budget, the searcher, and each trial's shape.
+
+    train_overrides: TrainConfig fields the command line sets for every trial (max_epochs,
+        seed, and train_rows for --smoke).
+    time_budget: seconds, or None; max_concurrent: None = as many trials as fit.
+    max_failures: times a failed trial is retried from its last checkpoint.
+    """
+
+    space: SearchSpace
+    data: str
+    experiment_dir: str
+    num_samples: int
+    max_epochs: int
+    grace_period: int
+    reduction_factor: int
+    search_alg: str = "random"
+    seed: int = 0
+    num_workers: int = 1
+    cpus_per_worker: int = 1
+    max_concurrent: int | None = None
+    time_budget: float | None = None
+    keep_checkpoints: int = 1
+    max_failures: int = 1
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON record of the search (`raydream.results` reads the first keys)."""
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("space", "experiment_dir")}
+        return {
+            "version": RECORD_VERSION,
+            "space": str(self.space.path.resolve()),
+            "model": self.space.model,
+            "sampled_keys": self.space.sampled_keys(),
+            **settings,
+            "space_yaml": self.space.text,
+        }
+
+    def write(self) -> Path:
+        """Write the record into the experiment directory (atomically)."""
+        return write_search_info(self.experiment_dir, self.to_record())
+
+    @classmethod
+    def read(cls, experiment_dir: str | os.PathLike) -> "Search":
+        """The search recorded in an experiment directory (moved directories work too).
+
+        Raises:
+            ConfigError: no record, or one this version cannot resume.
+        """
+        directory = Path(experiment_dir)
+        path = directory / SEARCH_FILE
+        if not path.is_file():
+            raise ConfigError(f"{directory}: not a raydream experiment (no {SEARCH_FILE}); give the directory "
+                              f"STORAGE_PATH/NAME that the search printed when it started")
+        try:
+            record = json.loads(path.read_text())
+        except ValueError as err:
+            raise ConfigError(f"{path}: not valid JSON ({err})") from None
+        if record.get("version") != RECORD_VERSION or "space_yaml" not in record:
+            raise ConfigError(f"{path}: written by another raydream version (record version "
+                              f"{record.get('version')!r}, expected {RECORD_VERSION}); it cannot be resumed")
+        space = parse_space(record["space_yaml"], record["space"])
+        settings = {f.name: record[f.name] for f in fields(cls) if f.name in record and f.name != "space"}
+        return cls(space=space, **{**settings, "experiment_dir": str(directory)})
+
+
+def space_changes(old: SearchSpace, new: SearchSpace) -> list[str]:
+    """Human-readable differences between two spaces ("train.lr: ... -> ..."), model first."""
+    changes = [f"model: {old.model} -> {new.model}"] if old.model != new.model else []
+    for section in SECTIONS:
+        before, after = getattr(old, section), getattr(new, section)
+        for key in sorted(set(before) | set(after)):
+            if before.get(key, "unset") != after.get(key, "unset"):
+                changes.append(f"{section}.{key}: {_show(before.get(key, 'unset'))} -> {_show(after.get(key, 'unset'))}")
+    return changes
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Distribution):
+        shown = f"{value.kind} {list(value.args)}"
+        return shown + (f" when {dict((k, list(v)) for k, v in value.when)}" if value.when else "")
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    """How trials fit the cluster.
+
+    cpus_per_trial, gpus_per_trial: what one trial's Train workers hold.
+    max_concurrent: trials that can run at once with DATA_CPUS left for Ray Data.
+    """
+
+    total_cpus: float
+    total_gpus: float
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int
+
+    def describe(self, train_run: bool = True) -> str:
+        """One line; train_run=False for trials that hold their CPUs themselves (no Train run)."""
+        gpus = f", {self.gpus_per_trial:g} GPU" if self.gpus_per_trial else ""
+        holder = f"Train workers + a driver on {DRIVER_SHARE} {DRIVER_RESOURCE}" if train_run else "the trial process"
+        return (
+            f"each trial: {self.cpus_per_trial:g} CPU{gpus} for {holder}; {DATA_CPUS} CPU kept for Ray Data; "
+            f"cluster {self.total_cpus:g} CPU / {self.total_gpus:g} GPU -> "
+            f"up to {self.max_concurrent} trial(s) at a time"
+        )
+
+
+def plan_resources(
+    cluster: dict[str, float], num_workers: int, cpus_per_worker: int, use_gpu: bool, max_concurrent: int | None = None
+) -> ResourcePlan:
+    """Check that one trial can be scheduled with room for Ray Data, and how many fit at once
+    (at most `max_concurrent`, when given).
+
+    Raises:
+        ConfigError: the trial shape can never be scheduled on this cluster, saying why.
+    """
+    if num_workers < 1 or cpus_per_worker < 1:
+        raise ConfigError("--num-workers and --cpus-per-worker must be >= 1")
+    cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
+    per_trial_cpu = num_workers * cpus_per_worker
+    per_trial_gpu = num_workers if use_gpu else 0
+    if per_trial_cpu + DATA_CPUS > cpus:
+        raise ConfigError(
+            f"a trial needs {num_workers} worker(s) x {cpus_per_worker} CPU = {per_trial_cpu} CPU, "
+            f"plus {DATA_CPUS} CPU for Ray Data, but the cluster has {cpus:g} CPU; "
+            f"lower --num-workers or --cpus-per-worker"
+        )
+    if per_trial_gpu > gpus:
+        raise ConfigError(f"a trial needs {per_trial_gpu} GPU(s) but the cluster has {gpus:g}")
+    concurrent = int((cpus - DATA_CPUS) // per_trial_cpu)
+    if per_trial_gpu:
+        concurrent = min(concurrent, int(gpus // per_trial_gpu))
+    concurrent = max(1, concurrent)
+    if max_concurrent is not None:
+        concurrent = min(concurrent, max_concurrent)
+    return ResourcePlan(cpus, gpus, per_trial_cpu, per_trial_gpu, concurrent)
+
+
+def asha_notes(num_samples: int, max_epochs: int, grace_period: int, reduction_factor: int) -> list[str]:
+    """Settings under which ASHA cannot stop any trial, each said in one line (none: ASHA works)."""
+    notes = []
+    if grace_period >= max_epochs:
+        notes.append(f"ASHA cannot stop a trial early: its grace period ({grace_period} epoch(s)) reaches the last "
+                     f"epoch ({max_epochs}); lower --grace-period below --max-epochs")
+    if num_samples < reduction_factor:
+        notes.append(f"ASHA stops a trial only when it is in the bottom of {reduction_factor} or more trials at a "
+                     f"rung; with {num_samples} trial(s) it stops none; raise --num-samples")
+    return notes
+
+
+def to_tune_domain(value: Any) -> Any:
+    """A spaces.Distribution as a Ray Tune search domain; constants pass through.
+
+    Choices among lists (e.g. LegNet's block widths) become choices among their JSON text,
+    which `SearchSpace.resolve` decodes in the trial.
+    """
+    from ray import tune
+
+    if not isinstance(value, Distribution):
+        return value
+    a = value.args
+    if value.kind == "choice":
+        return tune.choice([json.dumps(v) for v in a] if value.encoded else list(a))
+    if value.kind == "uniform":
+        return tune.uniform(a[0], a[1])
+    if value.kind == "loguniform":
+        return tune.loguniform(a[0], a[1])
+    if value.kind == "randint":
+        return tune.randint(a[0], a[1])
+    if all(isinstance(x, int) for x in a):  # keep integer fields integers
+        return tune.qrandint(a[0], a[1], a[2])
+    return tune.quniform(a[0], a[1], a[2])
+
+
+def build_param_space(space: SearchSpace, train_overrides: dict[str, Any]) -> dict[str, Any]:
+    """Tune's param_space: {"model", "model_config", "train"} with Tune domains inside."""
+    train = {**space.train, **train_overrides}
+    return {
+        "model": space.model,
+        "model_config": {k: to_tune_domain(v) for k, v in space.model_config.items()},
+        "train": {k: to_tune_domain(v) for k, v in train.items()},
+    }
+
