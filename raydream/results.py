@@ -151,6 +151,21 @@ def trial_states(experiment_dir: str | os.PathLike) -> dict[str, tuple[str, int]
         return {}
 
 
+def _checkpoint_paths(trial_dir: Path, history: pd.DataFrame) -> list[str | None]:
+    """Each reported epoch's checkpoint directory, where it is still on disk (else None).
+
+    Tune names the checkpoint of each report in `checkpoint_dir_name` and deletes those it
+    does not keep; older experiments are matched by the epoch in the checkpoints' meta.json.
+    """
+    if "checkpoint_dir_name" in history.columns:
+        paths = [trial_dir / str(name) if isinstance(name, str) else None for name in history["checkpoint_dir_name"]]
+        return [str(p) if p is not None and p.is_dir() else None for p in paths]
+    if "checkpoint_path" in history.columns:
+        return [p if isinstance(p, str) and Path(p).is_dir() else None for p in history["checkpoint_path"]]
+    kept = _checkpoints_by_epoch(trial_dir)
+    return [kept.get(int(e)) for e in history["epoch"]]
+
+
 def read_trial(trial_dir: str | os.PathLike) -> TrialRecord:
     """A trial's record from its directory: config, per-epoch history with checkpoint paths, error."""
     trial_dir = Path(trial_dir)
@@ -160,10 +175,7 @@ def read_trial(trial_dir: str | os.PathLike) -> TrialRecord:
     if progress.is_file() and progress.stat().st_size:
         frame = pd.read_csv(progress, dtype={"trial_id": str})
         if "epoch" in frame.columns:
-            history = frame
-            if "checkpoint_path" not in history.columns:
-                kept = _checkpoints_by_epoch(trial_dir)
-                history = history.assign(checkpoint_path=[kept.get(int(e)) for e in history["epoch"]])
+            history = frame.assign(checkpoint_path=_checkpoint_paths(trial_dir, frame))
     error_file = trial_dir / "error.txt"
     error = error_file.read_text() or "failed" if error_file.is_file() else None
     trial_id = trial_dir.name

@@ -42,7 +42,10 @@ def test_colliding_short_names_keep_their_section():
     assert {"model_config.seed", "train.seed"} <= set(table.columns)
 
 
-def fake_trial(root, name, config, r2s, checkpoint_epochs=(), with_path_column=False, error=None):
+def fake_trial(root, name, config, r2s, checkpoint_epochs=(), tune_checkpoints=(), error=None):
+    """A trial directory as Tune leaves it. checkpoint_epochs: checkpoints found only by their
+    meta.json (older experiments); tune_checkpoints: epochs whose checkpoint Tune names in
+    progress.csv's checkpoint_dir_name and kept."""
     import json
 
     trial = root / name
@@ -50,8 +53,11 @@ def fake_trial(root, name, config, r2s, checkpoint_epochs=(), with_path_column=F
     (trial / "params.json").write_text(json.dumps(config))
     frame = history(r2s, str(trial / "train"))
     frame["trial_id"] = name.split("_")[-1]
-    if not with_path_column:
-        frame = frame.drop(columns=["checkpoint_path"])
+    frame = frame.drop(columns=["checkpoint_path"])
+    if tune_checkpoints:
+        frame["checkpoint_dir_name"] = [f"checkpoint_{e - 1:06d}" for e in frame["epoch"]]
+        for epoch in tune_checkpoints:
+            (trial / f"checkpoint_{epoch - 1:06d}").mkdir()
     frame.to_csv(trial / "progress.csv", index=False)
     for epoch in checkpoint_epochs:
         ckpt = trial / f"checkpoint_{epoch:06d}"
@@ -68,7 +74,7 @@ def test_experiment_table_reads_trial_files_without_ray(tmp_path):
     write_search_info(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 3})
     a = fake_trial(tmp_path, "run_a_00000", {"train": {"lr": 0.1, "max_epochs": 3}}, [0.1, 0.4, 0.3],
                    checkpoint_epochs=[2])
-    fake_trial(tmp_path, "run_b_00001", {"train": {"lr": 0.2, "max_epochs": 3}}, [0.2], with_path_column=True)
+    b = fake_trial(tmp_path, "run_b_00001", {"train": {"lr": 0.2, "max_epochs": 3}}, [0.2, 0.1], tune_checkpoints=[1])
     (tmp_path / "run_c_00002").mkdir()
     (tmp_path / "run_c_00002" / "params.json").write_text('{"train": {"lr": 0.3}}')
     (tmp_path / "run_c_00002" / "error.txt").write_text("Traceback\nRuntimeError: worker died")
@@ -76,7 +82,7 @@ def test_experiment_table_reads_trial_files_without_ray(tmp_path):
     assert list(table["trial"]) == ["00000", "00001", "run_c_00002"]
     assert list(table["status"]) == ["completed", "stopped early", "error: RuntimeError: worker died"]
     assert table.loc[0, "checkpoint"] == str(a / "checkpoint_000002")  # found through its meta.json
-    assert table.loc[1, "checkpoint"] == str(tmp_path / "run_b_00001" / "train" / "e1")  # Train's reported path
+    assert table.loc[1, "checkpoint"] == str(b / "checkpoint_000000")  # named by Tune in progress.csv
     assert list(table.columns[:3]) == ["rank", "trial", "lr"]
 
 
@@ -108,3 +114,31 @@ def test_results_cli_top_columns_sort_and_exports(tmp_path, capsys):
     assert "--sort: no column 'nope'" in capsys.readouterr().err
     assert run_cli(main, [str(tmp_path / "missing")]) == 2
     assert "not a raydream experiment directory" in capsys.readouterr().err
+
+
+def test_tune_state_marks_interrupted_and_retried_trials_and_the_recorded_space_resolves_configs(tmp_path):
+    import json
+
+    from raydream.results import experiment_table, write_search_info
+
+    space = "model: cls_cnn\ntrain:\n  loss: {choice: [cross_entropy, soft_kl]}\n" \
+            "  soft_label_sd: {uniform: [0.3, 1.0], when: {loss: soft_kl}}\n"
+    write_search_info(tmp_path, {"sampled_keys": ["train.loss", "train.soft_label_sd"], "max_epochs": 3,
+                                 "space": "s.yaml", "space_yaml": space})
+    a = fake_trial(tmp_path, "run_a", {"model": "cls_cnn", "train": {"loss": "soft_kl", "soft_label_sd": 0.5}},
+                   [0.1, 0.2])
+    b = fake_trial(tmp_path, "run_b", {"model": "cls_cnn", "train": {"loss": "cross_entropy", "soft_label_sd": 0.7}},
+                   [0.3, 0.3, 0.3])
+
+    def entry(trial, status, failures):
+        return [json.dumps({"relative_logdir": trial.name, "status": status}), json.dumps({"num_failures": failures})]
+
+    # Two state files: the later one (by the time in its name) is the one read.
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text(
+        json.dumps({"trial_data": [entry(a, "TERMINATED", 0), entry(b, "TERMINATED", 0)]}))
+    (tmp_path / "experiment_state-2026-01-02_00-00-00.json").write_text(
+        json.dumps({"trial_data": [entry(a, "RUNNING", 0), entry(b, "TERMINATED", 1)]}))
+    table = experiment_table(tmp_path).set_index("trial")
+    assert table.loc["a", "status"] == "interrupted" and table.loc["b", "status"] == "completed"
+    assert table.loc["b", "failures"] == 1 and table.loc["a", "failures"] == 0
+    assert table.loc["a", "soft_label_sd"] == 0.5 and pd.isna(table.loc["b", "soft_label_sd"])  # unused with cross_entropy

@@ -49,7 +49,7 @@ class TrialSetup:
     num_workers: data-parallel Ray Train workers per trial.
     cpus_per_worker: CPUs each worker holds (also its torch thread count).
     use_gpu: one GPU per worker.
-    keep_checkpoints: checkpoints kept per trial, the best by val_r2 (Ray also keeps the latest).
+    keep_checkpoints: checkpoints Tune keeps per trial, the best by val_r2 (and the latest).
     """
 
     data_dir: str
@@ -106,11 +106,8 @@ def _sum_across_workers(*values: float) -> list[float]:
 
 def starting_checkpoint(loop_config: dict) -> "ray.train.Checkpoint | None":
     """Where a worker starts from: Ray Train's latest checkpoint when Train restarts its
-    workers, else `loop_config["resume_checkpoint"]` (a directory) when the trial resumes."""
-    if checkpoint := ray.train.get_checkpoint():
-        return checkpoint
-    path = loop_config.get("resume_checkpoint")
-    return ray.train.Checkpoint(path) if path else None
+    workers, else `loop_config["resume_checkpoint"]` when the trial is resumed."""
+    return ray.train.get_checkpoint() or loop_config.get("resume_checkpoint")
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
@@ -119,7 +116,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     loop_config: {"model": name, "model_config": dict, "train": dict} (already validated),
         "steps_per_epoch" (batches per worker per epoch, for per-batch schedules),
         "torch_threads", "weights" (DensityWeights for the loss, or None) and
-        "resume_checkpoint" (a checkpoint directory to go on from, or None).
+        "resume_checkpoint" (a `ray.train.Checkpoint` to go on from, or None).
     Reports per epoch: epoch, train_loss, val_r2, val_pearson, val_spearman, val_mse, lr, and
     a checkpoint (Ray keeps the best by val_r2 and the latest).
     """
@@ -217,8 +214,8 @@ def trainer_arguments(
 ) -> dict:
     """What every Ray Train trainer of a trial is given: workers, the train and val datasets
     (train split between workers, val read whole and in order by each), and a run config
-    (storage_path/run_name) that keeps the best `setup.keep_checkpoints` checkpoints by
-    val_r2 (and the latest)."""
+    (storage_path/run_name). The run keeps only its latest checkpoint: each one is handed to
+    Tune, which keeps the trial's best (see `raydream.train.tune_report`)."""
     from raydream.data.prepare import split_files
 
     train = ray.data.read_parquet(split_files(setup.data_dir, "train"))
@@ -240,9 +237,7 @@ def trainer_arguments(
             name=run_name,
             storage_path=storage_path,
             callbacks=callbacks,
-            checkpoint_config=ray.train.CheckpointConfig(
-                num_to_keep=setup.keep_checkpoints, checkpoint_score_attribute="val_r2", checkpoint_score_order="max"
-            ),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
         ),
     }
 
