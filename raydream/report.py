@@ -118,8 +118,9 @@ def plot_best_so_far(progress: pd.DataFrame, path: Path) -> Path:
     axes[1].step(progress["cumulative_epochs"], progress["best_so_far"], where="post", color="C3")
     axes[1].scatter(progress["cumulative_epochs"], progress["best_val_r2"], s=14, color="C0", zorder=3)
     axes[1].set(xlabel="epochs trained (all trials)")
-    axes[0].legend(loc="lower right", fontsize=8)
+    axes[0].legend(loc="best", fontsize=8)
     for ax in axes:
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     fig.suptitle("Search progress")
     return _saved(plt, fig, path)

@@ -52,7 +52,8 @@ from raydream.spaces import SearchSpace, load_space
 from raydream.train.config import TrainConfig
 
 DEFAULT_NUM_SAMPLES = 8
-SMOKE = {"num_samples": 2, "max_epochs": 2, "train_rows": 1024}
+SMOKE = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "train_rows": 1024}
+DEFAULT_GRACE_PERIOD = 2
 # Flags that --resume accepts; everything else is taken from the experiment's record.
 RESUME_FLAGS = {"resume", "space", "num_cpus", "verbose"}
 INTERRUPTED = 130  # exit status of a search stopped by Ctrl-C (128 + SIGINT), as a shell reports it
@@ -118,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random sampling, or Optuna's TPE (model-based), default random")
     p.add_argument("--num-samples", type=int, default=None, help="trials to sample (default 8; 2 with --smoke)")
     p.add_argument("--max-epochs", type=int, default=None, help="epochs per trial and ASHA max_t (default: the space's, else 10)")
-    p.add_argument("--grace-period", type=int, default=2, help="ASHA: epochs before a trial can be stopped (default 2)")
+    p.add_argument("--grace-period", type=int, default=None,
+                   help="ASHA: epochs before a trial can be stopped (default 2; 1 with --smoke)")
     p.add_argument("--reduction-factor", type=int, default=2, help="ASHA: keep 1/N of trials per rung (default 2)")
     p.add_argument("--num-workers", type=int, default=1, help="data-parallel Ray Train workers per trial (default 1)")
     p.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs per Train worker (default 1)")
@@ -134,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage-path", default="ray_results", help="where experiments are written (default ./ray_results)")
     p.add_argument("--name", default=None, help="experiment name (default SPACE-TIMESTAMP)")
     p.add_argument("--seed", type=int, default=0, help="seeds the search and every trial (default 0)")
-    p.add_argument("--smoke", action="store_true", help="tiny run: 2 trials, 2 epochs, 1,024 training rows (explicit flags win)")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny run: 2 trials, 2 epochs, ASHA grace 1, 1,024 training rows (explicit flags win)")
     p.add_argument("--resume", metavar="EXPERIMENT_DIR", default=None,
                    help="continue an interrupted search (STORAGE_PATH/NAME); finished trials are not rerun, and the "
                         "space and settings are the recorded ones")
@@ -186,9 +189,12 @@ def _new_search(args: argparse.Namespace) -> Search:
     max_epochs = args.max_epochs
     if max_epochs is None:
         max_epochs = SMOKE["max_epochs"] if args.smoke else space.train.get("max_epochs", TrainConfig.max_epochs)
+    grace = args.grace_period
+    if grace is None:
+        grace = SMOKE["grace_period"] if args.smoke else DEFAULT_GRACE_PERIOD
     if num_samples < 1 or max_epochs < 1:
         raise ConfigError("--num-samples and --max-epochs must be >= 1")
-    if args.grace_period < 1 or args.reduction_factor < 2:
+    if grace < 1 or args.reduction_factor < 2:
         raise ConfigError("--grace-period must be >= 1 and --reduction-factor >= 2")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
@@ -223,7 +229,7 @@ def _new_search(args: argparse.Namespace) -> Search:
                           f"or pick another --name")
     return Search(
         space=space, data=str(data_dir), experiment_dir=str(experiment), num_samples=num_samples,
-        max_epochs=max_epochs, grace_period=min(args.grace_period, max_epochs), reduction_factor=args.reduction_factor,
+        max_epochs=max_epochs, grace_period=min(grace, max_epochs), reduction_factor=args.reduction_factor,
         search_alg=args.search_alg, seed=args.seed, num_workers=args.num_workers,
         cpus_per_worker=args.cpus_per_worker, max_concurrent=args.max_concurrent, time_budget=args.time_budget,
         keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, train_overrides=overrides,

@@ -207,7 +207,7 @@ def test_readme_smoke_search_interrupted_by_ctrl_c_resumes_and_its_results_and_p
     log = tmp_path / "first.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "raydream.tune", "--space", "resnet", "--smoke", "--seed", "3", "--storage-path", str(tmp_path / "results"), "--name", "cut"],
+            [sys.executable, "-m", "raydream.tune", "--space", "resnet", "--smoke", "--grace-period", "2", "--seed", "3", "--storage-path", str(tmp_path / "results"), "--name", "cut"],
             stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         try:
@@ -221,7 +221,7 @@ def test_readme_smoke_search_interrupted_by_ctrl_c_resumes_and_its_results_and_p
             os.killpg(proc.pid, signal.SIGKILL)  # the search and any Ray process it left
     out = log.read_text()
     assert proc.returncode == 130, out[-3000:]
-    assert "ASHA cannot stop a trial early" in out  # grace period 2 = the smoke run's 2 epochs
+    assert "ASHA cannot stop a trial early" in out  # grace period 2 = the smoke run's 2 epochs: no early stop
     assert "by random search" in out
     assert f"python -m raydream.tune --resume {experiment}" in out
     first, second = sorted(experiment.glob("run_trial_*"))
