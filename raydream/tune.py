@@ -4,7 +4,9 @@ Each Tune trial is a small driver function that builds a `TorchTrainer` (Ray Tra
 its sampled configuration; the trainer's workers read the prepared Parquet shards through
 Ray Data and report per-epoch validation metrics back to Tune, where ASHA stops the weak
 trials early. At the end a table of trials ranked by best validation R^2 is printed and
-written as CSV in the experiment directory.
+written as CSV in the experiment directory. What the search is (`raydream.plan.Search`) is
+recorded in the experiment directory before it starts, and `--resume` reads it back to
+continue an interrupted search with `Tuner.restore`.
 
 How trials are given resources, and why (measured with Ray 2.60 on 2 cores):
 
@@ -12,7 +14,7 @@ How trials are given resources, and why (measured with Ray 2.60 on 2 cores):
   of a custom resource, `TRIAL_DRIVER`, that `ray.init` creates. Were it to hold a CPU,
   the train worker would take the other and Ray Data would have no CPU left to read with:
   the trial hangs forever ("backpressured: tasks(ResourceBudget)").
-* At least `DATA_CPUS` CPUs are left free for Ray Data, and trials run at most
+* At least `raydream.plan.DATA_CPUS` CPUs are left free for Ray Data, and trials run at most
   (free CPUs) // (CPUs per trial) at a time; a trial shape that can never fit is refused
   before Ray starts any trial.
 * Ray is started with its dashboard: without it, a finished TorchTrainer's placement group
@@ -170,6 +172,10 @@ def _test_score(checkpoint: str | None, data_dir: Path) -> dict[str, float] | No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Set before anything imports Ray (--resume imports ray.tune to check the experiment).
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    # The local raylet and its workers inherit this process's environment.
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     args = build_parser().parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s")
@@ -267,9 +273,6 @@ def _recorded_search(args: argparse.Namespace, given: set[str]) -> Search:
 
 def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
     """Start Ray, run (or resume) the search, print the ranked table and the best trial."""
-    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
-    # The local raylet and its workers inherit this process's environment.
-    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     import ray
     from ray import tune
 

@@ -8,7 +8,7 @@ import pandas as pd
 from raydream.errors import run_cli
 from raydream.report import main, plot_pred_vs_measured, search_progress
 from raydream.results import write_search_info
-from tests.test_results import fake_trial
+from test_results import fake_trial  # tests/ is on sys.path (pytest prepend import mode)
 
 
 def test_search_progress_orders_trials_by_when_they_finished_and_keeps_the_best_so_far():

@@ -31,11 +31,39 @@ def test_plan_resources_refuses_a_trial_that_can_never_start():
         plan_resources({"CPU": 8, "GPU": 1}, num_workers=2, cpus_per_worker=1, use_gpu=True)
 
 
+def test_asha_notes_say_when_asha_cannot_stop_anything():
+    from raydream.plan import asha_notes
+
+    assert asha_notes(num_samples=8, max_epochs=8, grace_period=2, reduction_factor=2) == []
+    (note,) = asha_notes(num_samples=8, max_epochs=2, grace_period=2, reduction_factor=2)
+    assert "grace period (2 epoch(s)) reaches the last epoch (2)" in note
+    (note,) = asha_notes(num_samples=2, max_epochs=8, grace_period=1, reduction_factor=3)
+    assert "with 2 trial(s) it stops none" in note
+
+
+def test_search_record_round_trips_and_names_what_changed_in_a_space(tmp_path):
+    from raydream.plan import Search, space_changes
+
+    space = load_space("cls_cnn")
+    search = Search(space=space, data="/data", experiment_dir=str(tmp_path / "exp"), num_samples=4, max_epochs=3,
+                    grace_period=1, reduction_factor=3, search_alg="optuna", max_concurrent=2, time_budget=60.0,
+                    train_overrides={"max_epochs": 3, "seed": 5})
+    search.write()
+    back = Search.read(tmp_path / "exp")
+    assert back == search
+    other = load_space("cnn")
+    changes = space_changes(space, other)
+    assert changes[0] == "model: cls_cnn -> baseline_cnn" and any(c.startswith("train.loss: choice") for c in changes)
+    assert space_changes(space, load_space("cls_cnn")) == []
+
+
 def test_param_space_turns_distributions_into_tune_domains():
     from ray import tune
 
     space = build_param_space(load_space("resnet"), {"max_epochs": 3})
     assert space["model"] == "resnet"
+    legnet = build_param_space(load_space("legnet"), {})
+    assert legnet["model_config"]["block_channels"].categories == ["[48, 32]", "[64, 32]", "[64, 48, 32]"]
     assert isinstance(space["train"]["lr"], tune.search.sample.Float)
     assert isinstance(space["model_config"]["num_blocks"], tune.search.sample.Integer)
     assert space["train"]["max_epochs"] == 3
@@ -229,6 +257,7 @@ def test_readme_smoke_search_interrupted_by_ctrl_c_resumes_and_its_results_and_p
     assert _epochs(second) == [1]
     table = subprocess.run([sys.executable, "-m", "raydream.results", str(experiment)], capture_output=True, text=True)
     assert "interrupted" in table.stdout, table.stdout + table.stderr
+    assert list(first.glob("events.out.tfevents.*"))  # TensorBoard logs, where Tune writes them
 
     done = run_tune("--resume", str(experiment), "--space", "resnet", timeout=300)
     assert "resuming" in done.stdout and "Trials ranked by best validation R^2" in done.stdout
