@@ -1,0 +1,39 @@
+"""Cluster launcher configs, checked offline with the installed Ray's own schema."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def validate(config: dict) -> dict:
+    """Fill in Ray's defaults and validate, as `ray up` does before it touches a cloud."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    prepared = prepare_config(config)
+    validate_config(prepared)
+    return prepared
+
+
+def test_cluster_yaml_passes_rays_validation_and_declares_the_trial_driver_resource():
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    prepared = validate(config)
+    head = prepared["available_node_types"][prepared["head_node_type"]]
+    assert head["resources"]["TRIAL_DRIVER"] > 0
+    gpu = prepared["available_node_types"]["gpu_worker"]
+    assert gpu["min_workers"] == 0 and gpu["node_config"]["InstanceType"].startswith("g5.")
+    assert prepared["idle_timeout_minutes"] > 0
+    assert any("pip install -e" in c for c in prepared["setup_commands"])
+    text = (ROOT / "cluster.yaml").read_text().lower()
+    assert "aws_secret_access_key" not in text and "aws_access_key_id" not in text
+
+
+def test_a_broken_cluster_yaml_fails_with_rays_message():
+    import jsonschema
+
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    config["available_node_types"]["gpu_worker"]["min_workers"] = "none"
+    with pytest.raises(jsonschema.ValidationError, match="'none' is not of type 'integer'"):
+        validate(config)
