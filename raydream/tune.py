@@ -341,7 +341,8 @@ def _new_tuner(search: Search, trainable_with_resources, plan: ResourcePlan, ver
             name=Path(search.experiment_dir).name,
             storage_path=str(Path(search.experiment_dir).parent),
             verbose=2 if verbose else 1,
-            log_to_file=True,  # each trial's stdout/stderr go to files in its directory
+            log_to_file=True,  # each trial driver's stdout/stderr go to files in its directory,
+            sync_config=tune.SyncConfig(sync_artifacts=True),  # copied there from Ray's working dir
             failure_config=tune.FailureConfig(max_failures=search.max_failures),
             # Trials that report to Tune directly (random forest) keep their best checkpoints.
             checkpoint_config=tune.CheckpointConfig(

@@ -258,6 +258,7 @@ def test_readme_smoke_search_interrupted_by_ctrl_c_resumes_and_its_results_and_p
     table = subprocess.run([sys.executable, "-m", "raydream.results", str(experiment)], capture_output=True, text=True)
     assert "interrupted" in table.stdout, table.stdout + table.stderr
     assert list(first.glob("events.out.tfevents.*"))  # TensorBoard logs, where Tune writes them
+    assert (first / "stderr").is_file()  # the trial driver's output
 
     done = run_tune("--resume", str(experiment), "--space", "resnet", timeout=300)
     assert "resuming" in done.stdout and "Trials ranked by best validation R^2" in done.stdout

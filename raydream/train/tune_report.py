@@ -77,6 +77,8 @@ def fit_reporting_to_tune(build: Callable[[list, str, Any], Any], trial_storage:
                 metrics, checkpoint = reports.get(timeout=1.0)
             except Empty:
                 continue
+            if checkpoint is not None:  # Train's Checkpoint class as Tune's (the same files)
+                checkpoint = tune.Checkpoint(path=checkpoint.path, filesystem=checkpoint.filesystem)
             tune.report(metrics, checkpoint=checkpoint)
             acks.put(True)
         thread.join()
