@@ -265,6 +265,9 @@ def _recorded_search(args: argparse.Namespace, given: set[str]) -> Search:
                 + "). The finished trials and the searcher's state come from the recorded space, so a resumed "
                 "search keeps it; start a new search (another --name) to search the new one"
             )
+    from raydream.data.prepare import load_manifest
+
+    load_manifest(search.data)  # the prepared data the search trained on must still be there
     if not Tuner.can_restore(str(directory)):
         raise ConfigError(f"{directory}: holds no Tune experiment state to resume (the search stopped before it "
                           f"began); start it again instead")

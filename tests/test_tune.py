@@ -285,13 +285,15 @@ def test_readme_smoke_search_interrupted_by_ctrl_c_resumes_and_its_results_and_p
 
 
 def test_resume_refuses_a_changed_space_a_missing_experiment_and_new_settings(tmp_path, capsys):
+    from raydream.data.prepare import resolve_dataset
     from raydream.plan import Search
 
     experiment = tmp_path / "exp"
     space = tmp_path / "tiny.yaml"
     space.write_text(TINY_SPACE)
-    Search(space=load_space(str(space)), data=str(tmp_path), experiment_dir=str(experiment), num_samples=2,
-           max_epochs=2, grace_period=1, reduction_factor=2).write()
+    search = Search(space=load_space(str(space)), data=str(resolve_dataset(None)), experiment_dir=str(experiment),
+                    num_samples=2, max_epochs=2, grace_period=1, reduction_factor=2)
+    search.write()
     assert run_cli(main, ["--resume", str(tmp_path / "nope")]) == 2
     assert "nope: no such experiment directory" in capsys.readouterr().err
     assert run_cli(main, ["--resume", str(tmp_path)]) == 2
@@ -304,6 +306,9 @@ def test_resume_refuses_a_changed_space_a_missing_experiment_and_new_settings(tm
     assert "differs from the space exp was started with (model_config.channels: choice [8, 16] -> choice [8, 32])" in err
     assert run_cli(main, ["--resume", str(experiment)]) == 2  # the record alone: no Tune state yet
     assert "holds no Tune experiment state to resume" in capsys.readouterr().err
+    Search(**{**search.__dict__, "data": str(tmp_path / "gone")}).write()
+    assert run_cli(main, ["--resume", str(experiment)]) == 2
+    assert "gone: not a prepared dataset" in capsys.readouterr().err
 
 
 @pytest.mark.ray
