@@ -126,7 +126,7 @@ class SearchSpace:
     def _holds(self, when: tuple, config: dict[str, Any]) -> bool:
         for dotted, allowed in when:
             section, key = dotted.split(".", 1)
-            value = config[section].get(key, self.default(dotted))
+            value = config[section][key] if key in config[section] else self.default(dotted)
             if value not in allowed:
                 return False
         return True
@@ -326,10 +326,12 @@ def _check_conditions(space: SearchSpace) -> None:
                 fields = field_names(model_config_class(space.model) if target_section == "model_config" else TrainConfig)
                 if target not in fields or dotted == f"{section}.{key}":
                     raise ConfigError(f"{where}: no key {dotted!r} to test; expected another key of {target_section}")
-                tested = getattr(space, target_section).get(target, space.default(dotted))
+                section_values = getattr(space, target_section)
+                tested = section_values[target] if target in section_values else space.default(dotted)
                 if isinstance(tested, Distribution):
                     if tested.kind != "choice" or tested.when or tested.encoded:
-                        what = "conditional itself" if tested.when else f"a {tested.kind}"
+                        what = ("conditional itself" if tested.when else
+                                "a choice among lists" if tested.encoded else f"a {tested.kind}")
                         raise ConfigError(f"{where}: a condition can test only a choice of scalars or a constant that "
                                           f"is not conditional itself; {dotted} is {what}")
                     possible = list(tested.args)
