@@ -57,7 +57,7 @@ DEFAULT_NUM_SAMPLES = 8
 SMOKE = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "train_rows": 1024}
 DEFAULT_GRACE_PERIOD = 2
 # Flags that --resume accepts; everything else is taken from the experiment's record.
-RESUME_FLAGS = {"resume", "space", "num_cpus", "verbose"}
+RESUME_FLAGS = {"resume", "space", "num_cpus", "address", "verbose"}
 INTERRUPTED = 130  # exit status of a search stopped by Ctrl-C (128 + SIGINT), as a shell reports it
 
 
@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=1, help="data-parallel Ray Train workers per trial (default 1)")
     p.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs per Train worker (default 1)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray instance (default: all)")
+    p.add_argument("--address", default=None,
+                   help="join this running Ray cluster (default: $RAY_ADDRESS, as `ray job submit` sets it; "
+                        "else start Ray on this machine)")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="run at most N trials at once (default: as many as the cluster fits)")
     p.add_argument("--time-budget", type=float, default=None,
@@ -179,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s")
+    args.address = args.address or os.environ.get("RAY_ADDRESS") or None
+    if args.address and args.num_cpus is not None:
+        raise ConfigError("--num-cpus sizes a Ray instance started here; a running cluster (--address or "
+                          "$RAY_ADDRESS) has the CPUs its nodes declare")
     if args.resume:
         search = _recorded_search(args, _given_flags(argv))
     else:
@@ -250,7 +257,7 @@ def _recorded_search(args: argparse.Namespace, given: set[str]) -> Search:
     if extra:
         flag = "--" + extra[0].replace("_", "-")
         raise ConfigError(f"--resume continues a search with the settings it was started with; it takes only "
-                          f"--space (to check), --num-cpus and --verbose, not {flag}")
+                          f"--space (to check), --num-cpus, --address and --verbose, not {flag}")
     directory = Path(args.resume).expanduser().resolve()
     if not directory.is_dir():
         raise ConfigError(f"--resume {args.resume}: no such experiment directory; give STORAGE_PATH/NAME, "
@@ -282,15 +289,24 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
     from raydream.train.loop import TrialSetup
 
     space, experiment = search.space, Path(search.experiment_dir)
-    ray.init(
-        num_cpus=args.num_cpus,
-        resources={DRIVER_RESOURCE: 1000},
-        include_dashboard=True,  # see the module docstring: without it the 2nd trial hangs
-        log_to_driver=args.verbose >= 2,
-        logging_level=logging.INFO if args.verbose else logging.WARNING,
-    )
+    logs = {"log_to_driver": args.verbose >= 2, "logging_level": logging.INFO if args.verbose else logging.WARNING}
+    if args.address:
+        ray.init(address=args.address, **logs)
+    else:
+        ray.init(
+            num_cpus=args.num_cpus,
+            resources={DRIVER_RESOURCE: 1000},
+            include_dashboard=True,  # see the module docstring: without it the 2nd trial hangs
+            **logs,
+        )
     started = time.monotonic()
     try:
+        if args.address and not ray.cluster_resources().get(DRIVER_RESOURCE):
+            raise ConfigError(
+                f"the Ray cluster at {args.address} declares no {DRIVER_RESOURCE} resource, which trial drivers "
+                f"run on; give the head node `resources: {{\"{DRIVER_RESOURCE}\": 1000}}` (cluster.yaml does), or "
+                f"start it with ray start --head --resources='{{\"{DRIVER_RESOURCE}\": 1000}}'"
+            )
         use_gpu = ray.cluster_resources().get("GPU", 0) > 0 and model_kind(space.model) == TORCH
         plan = plan_resources(ray.cluster_resources(), search.num_workers, search.cpus_per_worker, use_gpu,
                               search.max_concurrent)

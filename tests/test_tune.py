@@ -82,6 +82,8 @@ def test_cli_errors_are_one_line_before_ray_starts(tmp_path, capsys):
     assert "--max-concurrent must be >= 1" in capsys.readouterr().err
     assert run_cli(main, ["--time-budget", "-5"]) == 2
     assert "--time-budget must be > 0 seconds, got -5" in capsys.readouterr().err
+    assert run_cli(main, ["--address", "127.0.0.1:6379", "--num-cpus", "2"]) == 2
+    assert "--num-cpus sizes a Ray instance started here" in capsys.readouterr().err
     assert run_cli(main, ["--keep-checkpoints", "0"]) == 2
     assert "--keep-checkpoints must be >= 1" in capsys.readouterr().err
 
@@ -299,7 +301,7 @@ def test_resume_refuses_a_changed_space_a_missing_experiment_and_new_settings(tm
     assert run_cli(main, ["--resume", str(tmp_path)]) == 2
     assert "not a raydream experiment (no raydream_search.json)" in capsys.readouterr().err
     assert run_cli(main, ["--resume", str(experiment), "--num-samples", "5"]) == 2
-    assert "it takes only --space (to check), --num-cpus and --verbose, not --num-samples" in capsys.readouterr().err
+    assert "it takes only --space (to check), --num-cpus, --address and --verbose, not --num-samples" in capsys.readouterr().err
     space.write_text(TINY_SPACE.replace("[8, 16]", "[8, 32]"))
     assert run_cli(main, ["--resume", str(experiment), "--space", str(space)]) == 2
     err = capsys.readouterr().err
@@ -360,3 +362,29 @@ def test_optuna_two_worker_trials_retry_after_their_workers_are_killed_and_valid
     single = regression_metrics(labels, preds)
     assert table.loc[0, "best_val_r2"] == pytest.approx(single["r2"], abs=1e-5)
     assert meta["metrics"]["val_pearson"] == pytest.approx(single["pearson"], abs=1e-5)
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_search_joins_a_running_cluster_only_when_it_declares_the_trial_driver_resource(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    args = ["--space", str(space), "--num-samples", "1", "--max-epochs", "1", "--storage-path",
+            str(tmp_path / "results")]
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    try:
+        refused = subprocess.run([sys.executable, "-m", "raydream.tune", *args, "--name", "a", "--address",
+                                  cluster.address], capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
+        assert "declares no TRIAL_DRIVER resource" in refused.stderr
+        # A second node that declares it (as cluster.yaml's head does): the driver runs there,
+        # and the Train worker takes a CPU of the head.
+        cluster.add_node(num_cpus=0, resources={"TRIAL_DRIVER": 1000})
+        done = run_tune(*args, "--name", "b", "--address", cluster.address, timeout=200)
+    finally:
+        cluster.shutdown()
+    table = pd.read_csv(tmp_path / "results" / "b" / "ranked_trials.csv")
+    assert table.loc[0, "status"] == "completed"
+    assert "best checkpoint on the held-out test split" in done.stdout
