@@ -197,16 +197,14 @@ def _saved(plt, fig, path: Path) -> Path:
 
 
 def _best_predictions(table: pd.DataFrame, data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, str]:
-    import pyarrow.parquet as pq
-
     from raydream.checkpoint import predict_from_checkpoint
-    from raydream.data.prepare import split_files
+    from raydream.data.prepare import read_split
 
     best = table.iloc[0]
     checkpoint = best.get("checkpoint")
     if not isinstance(checkpoint, str) or not Path(checkpoint).is_dir():
         raise DataError(f"best trial {best['trial']}: its checkpoint {checkpoint!r} is not on this machine")
-    frame = pq.read_table(split_files(data_dir, split), columns=["sequence", "expression"]).to_pandas()
+    frame = read_split(data_dir, split).to_pandas()
     predicted = predict_from_checkpoint(checkpoint, frame["sequence"].to_numpy())
     return frame["expression"].to_numpy(dtype=float), predicted, f"best trial {best['trial']} on the {split} split"
 

@@ -33,8 +33,6 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import pyarrow.parquet as pq
-
 from raydream.errors import ConfigError, RayDreamError, run_cli
 from raydream.files import write_text_atomic
 from raydream.models import TORCH, model_kind
@@ -162,12 +160,12 @@ def _given_flags(argv: Sequence[str] | None) -> set[str]:
 def _test_score(checkpoint: str | None, data_dir: Path) -> dict[str, float] | None:
     """Score the best checkpoint on the held-out test split, in this process (no Ray)."""
     from raydream.checkpoint import predict_from_checkpoint
-    from raydream.data.prepare import split_files
+    from raydream.data.prepare import read_split
     from raydream.metrics import regression_metrics
 
     if not isinstance(checkpoint, str) or not Path(checkpoint).is_dir():
         return None
-    table = pq.read_table(split_files(data_dir, "test"), columns=["sequence", "expression"])
+    table = read_split(data_dir, "test")
     if table.num_rows < 2:
         return None
     preds = predict_from_checkpoint(checkpoint, table.column("sequence").to_numpy(zero_copy_only=False))

@@ -307,6 +307,14 @@ def split_files(root: str | os.PathLike, split: str) -> list[str]:
     return [str((root / name).resolve()) for name in manifest["shards"][split]]
 
 
+def read_split(root: str | os.PathLike, split: str, columns: tuple[str, ...] = ("sequence", "expression"),
+               limit: int = 0) -> pa.Table:
+    """One split of a prepared dataset as a pyarrow Table: the given columns, and only the
+    first `limit` rows when limit > 0."""
+    table = pq.read_table(split_files(root, split), columns=list(columns))
+    return table.slice(0, limit) if limit else table
+
+
 def default_data_file() -> Path:
     """The embedded 6,370-row DREAM 2022 sample (de Boer lab, MIT licence)."""
     return Path(str(resources.files("raydream.data") / "default" / "dream_sample_train.txt.gz"))

@@ -129,6 +129,12 @@ def learning_rate_schedule(config: LightGBMConfig) -> Callable[[int], float]:
     return lambda i: config.learning_rate * config.lr_decay**i
 
 
+def feature_batches(codes: np.ndarray, config: FeatureConfig, batch_size: int = FEATURE_BATCH):
+    """The features of (N, seq_len) sequence codes, float32 (<= batch_size, F) arrays in row order."""
+    for start in range(0, len(codes), batch_size):
+        yield code_features(codes[start : start + batch_size], config)
+
+
 def feature_rows(codes: np.ndarray, config: FeatureConfig, batch_size: int = FEATURE_BATCH):
     """The features of (N, seq_len) sequence codes as a `lightgbm.Sequence`.
 
@@ -199,8 +205,7 @@ class TreeModel:
 
     def predict_codes(self, codes: np.ndarray) -> np.ndarray:
         """`predict` for sequences in `to_byte_matrix` form, featurised FEATURE_BATCH rows at a time."""
-        preds = [self.estimator.predict(code_features(codes[i : i + FEATURE_BATCH], self.config))
-                 for i in range(0, len(codes), FEATURE_BATCH)]
+        preds = [self.estimator.predict(features) for features in feature_batches(codes, self.config)]
         return np.concatenate(preds).astype(np.float64) if preds else np.zeros(0)
 
     def save(self, directory: str | os.PathLike) -> Path:

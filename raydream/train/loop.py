@@ -192,14 +192,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
 def training_labels(setup: TrialSetup, tcfg: TrainConfig) -> np.ndarray:
     """Expression values of the rows the trial trains on (read on the driver, no Ray)."""
-    import pyarrow.parquet as pq
+    from raydream.data.prepare import read_split
 
-    from raydream.data.prepare import split_files
-
-    table = pq.read_table(split_files(setup.data_dir, "train"), columns=["expression"])
-    if tcfg.train_rows:
-        table = table.slice(0, tcfg.train_rows)
-    return table.column("expression").to_numpy()
+    return read_split(setup.data_dir, "train", columns=("expression",), limit=tcfg.train_rows).column("expression").to_numpy()
 
 
 def density_weights(labels: np.ndarray, tcfg: TrainConfig) -> DensityWeights | None:

@@ -27,13 +27,13 @@ import ray.train
 from raydream.checkpoint import load_model, save_tree_checkpoint
 from raydream.config import from_dict
 from raydream.data.encode import to_byte_matrix
-from raydream.data.features import code_features
 from raydream.metrics import regression_metrics
 from raydream.models import model_config
 from raydream.models.trees import (
     FEATURE_BATCH,
     TreeModel,
     epoch_ends,
+    feature_batches,
     feature_rows,
     grow_forest,
     learning_rate_schedule,
@@ -144,26 +144,22 @@ def lightgbm_loop_per_worker(loop_config: dict) -> None:
 
 def run_forest_trial(config: dict, setup: TrialSetup) -> None:
     """Tune function trainable: grow one random forest, reporting after each slice of trees."""
-    import pyarrow.parquet as pq
     from ray import tune
 
-    from raydream.data.prepare import split_files
+    from raydream.data.prepare import read_split
 
     name = config["model"]
     tcfg = from_dict(TrainConfig, config["train"], "train")
     mcfg = model_config(name, config["model_config"])
 
     def load(split: str, limit: int) -> Rows:
-        table = pq.read_table(split_files(setup.data_dir, split), columns=["sequence", "expression"])
-        if limit:
-            table = table.slice(0, limit)
+        table = read_split(setup.data_dir, split, limit=limit)
         batches = ({"sequence": b.column("sequence").to_numpy(zero_copy_only=False),
                     "expression": b.column("expression").to_numpy()} for b in table.to_batches(FEATURE_BATCH))
         return read_rows(batches, mcfg.seq_len)
 
     train, val = load("train", tcfg.train_rows), load("val", tcfg.val_rows)
-    X = np.concatenate([code_features(train.codes[i : i + FEATURE_BATCH], mcfg)
-                        for i in range(0, len(train.codes), FEATURE_BATCH)])  # scikit-learn wants it whole
+    X = np.concatenate(list(feature_batches(train.codes, mcfg)))  # scikit-learn wants it whole
     weights = density_weights(train.y, tcfg)
     sample_weight = weights(train.y) if weights else None
     forest, start, best_r2 = new_forest(mcfg, tcfg.seed, n_jobs=setup.cpus_per_worker), 0, -np.inf
