@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import os
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from raydream.errors import DataError, run_cli
-from raydream.results import METRIC, SEARCH_FILE, experiment_table, read_trial
+from raydream.results import METRIC, SEARCH_FILE, read_experiment, short_names
 
 KDE_POINTS = 5000  # points drawn in the density plot (a random subset of larger splits)
 FIGURES = ("pred_vs_measured", "learning_curves", "best_so_far", "hyperparameters")
@@ -51,16 +50,6 @@ def _save(fig, path: Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-def histories(experiment: Path) -> dict[str, pd.DataFrame]:
-    """Trial id -> its per-epoch history (epoch, val_r2, ...; time columns when Tune wrote them)."""
-    out = {}
-    for trial_dir in sorted(p for p in experiment.iterdir() if (p / "params.json").is_file()):
-        record = read_trial(trial_dir)
-        if record.history is not None and METRIC in record.history:
-            out[record.trial_id] = record.history
-    return out
 
 
 def search_progress(table: pd.DataFrame, history: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -222,25 +211,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     experiment = Path(args.experiment)
-    table = experiment_table(experiment)
+    found = read_experiment(experiment)  # every trial read once, for the table and the curves
+    table = found.table()
     if table.empty or not np.isfinite(table["best_val_r2"]).any():
         raise DataError(f"{experiment}: no trial has reported a validation score yet")
-    info_path = experiment / SEARCH_FILE
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     out = Path(args.out) if args.out else experiment / "report"
     out.mkdir(parents=True, exist_ok=True)
-    history = histories(experiment)
-    keys = [c for c in table.columns if c not in ("rank", "trial", "best_val_r2", "best_epoch", "val_pearson",
-                                                  "val_spearman", "val_mse", "epochs", "status", "failures",
-                                                  "checkpoint")]
+    history = {r.trial_id: r.history for r in found.records if r.history is not None and METRIC in r.history}
+    keys = list(short_names(found.keys).values())
     written = [
-        plot_learning_curves(table, history, int(info.get("max_epochs") or table["epochs"].max()),
+        plot_learning_curves(table, history, int(found.max_epochs or table["epochs"].max()),
                              out / "learning_curves.png"),
         plot_best_so_far(search_progress(table, history), out / "best_so_far.png"),
         plot_hyperparameters(table, keys, out / "hyperparameters.png"),
     ]
-    if info.get("data"):
-        measured, predicted, title = _best_predictions(table, Path(info["data"]), args.split)
+    if found.info.get("data"):
+        measured, predicted, title = _best_predictions(table, Path(found.info["data"]), args.split)
         written.insert(0, plot_pred_vs_measured(measured, predicted, title, out / "pred_vs_measured.png"))
     else:
         print(f"raydream: {experiment} has no {SEARCH_FILE} naming its data; skipped pred_vs_measured.png")

@@ -47,7 +47,8 @@ def _lookup(config: dict, dotted: str) -> Any:
     return value
 
 
-def _short_names(keys: list[str]) -> dict[str, str]:
+def short_names(keys: list[str]) -> dict[str, str]:
+    """Dotted key -> its column in the ranked table: the last part, unless two keys share it."""
     tails = [k.rsplit(".", 1)[-1] for k in keys]
     return {k: (t if tails.count(t) == 1 else k) for k, t in zip(keys, tails)}
 
@@ -60,7 +61,7 @@ def rank_trials(records: list[TrialRecord], hyperparameters: list[str], max_epoc
     ("completed", "stopped early" by the scheduler, or "error: ..."), checkpoint (of the
     best epoch).
     """
-    names = _short_names(hyperparameters)
+    names = short_names(hyperparameters)
     rows = []
     for record in records:
         row: dict[str, Any] = {"trial": record.trial_id}
@@ -184,8 +185,23 @@ def read_trial(trial_dir: str | os.PathLike) -> TrialRecord:
     return TrialRecord(trial_id, config, history, error)
 
 
-def experiment_table(experiment_dir: str | os.PathLike) -> pd.DataFrame:
-    """The ranked table of a search's experiment directory (see `rank_trials`).
+@dataclass
+class Experiment:
+    """What a search's directory holds: its trials, the searched keys (dotted), the epoch
+    budget, and the search's SEARCH_FILE record ({} when it has none)."""
+
+    records: list[TrialRecord]
+    keys: list[str]
+    max_epochs: int
+    info: dict[str, Any]
+
+    def table(self) -> pd.DataFrame:
+        """The ranked table (see `rank_trials`)."""
+        return rank_trials(self.records, self.keys, self.max_epochs)
+
+
+def read_experiment(experiment_dir: str | os.PathLike) -> Experiment:
+    """Every trial of a search's experiment directory, read once.
 
     The searched keys and epoch budget come from the search's SEARCH_FILE; for an
     experiment without one, the keys whose values differ between trials and the largest
@@ -213,9 +229,15 @@ def experiment_table(experiment_dir: str | os.PathLike) -> pd.DataFrame:
             for record in records:
                 record.config = space.resolve(record.config)
     else:
+        info = {}
         keys = _varying_keys([r.config for r in records])
         max_epochs = max(int(_lookup(r.config, "train.max_epochs") or 0) for r in records)
-    return rank_trials(records, keys, max_epochs)
+    return Experiment(records, keys, max_epochs, info)
+
+
+def experiment_table(experiment_dir: str | os.PathLike) -> pd.DataFrame:
+    """The ranked table of a search's experiment directory (see `read_experiment`, `rank_trials`)."""
+    return read_experiment(experiment_dir).table()
 
 
 def _varying_keys(configs: list[dict]) -> list[str]:
