@@ -32,6 +32,8 @@ class Search:
     train_overrides: TrainConfig fields the command line sets for every trial (max_epochs,
         seed, and train_rows for --smoke).
     time_budget: seconds, or None; max_concurrent: None = as many trials as fit.
+    gpus_per_worker: None = one per Train worker when the cluster has GPUs and the model is
+        a network, else none (see `worker_gpus`).
     max_failures: times a failed trial is retried from its last checkpoint.
     """
 
@@ -46,6 +48,7 @@ class Search:
     seed: int = 0
     num_workers: int = 1
     cpus_per_worker: int = 1
+    gpus_per_worker: float | None = None
     max_concurrent: int | None = None
     time_budget: float | None = None
     keep_checkpoints: int = 1
@@ -116,6 +119,8 @@ class ResourcePlan:
 
     cpus_per_trial, gpus_per_trial: what one trial's Train workers hold.
     max_concurrent: trials that can run at once with DATA_CPUS left for Ray Data.
+    waits_for_nodes: the trial does not fit the cluster as it is now, and runs once its
+        autoscaler has added nodes.
     """
 
     total_cpus: float
@@ -123,47 +128,93 @@ class ResourcePlan:
     cpus_per_trial: float
     gpus_per_trial: float
     max_concurrent: int
+    waits_for_nodes: bool = False
 
     def describe(self, train_run: bool = True) -> str:
         """One line; train_run=False for trials that hold their CPUs themselves (no Train run)."""
-        gpus = f", {self.gpus_per_trial:g} GPU" if self.gpus_per_trial else ""
+        gpus = f" + {self.gpus_per_trial:g} GPU" if self.gpus_per_trial else ""
         holder = f"Train workers + a driver on {DRIVER_SHARE} {DRIVER_RESOURCE}" if train_run else "the trial process"
+        fits = " as its autoscaler adds nodes" if self.waits_for_nodes else ""
         return (
             f"each trial: {self.cpus_per_trial:g} CPU{gpus} for {holder}; {DATA_CPUS} CPU kept for Ray Data; "
             f"cluster {self.total_cpus:g} CPU / {self.total_gpus:g} GPU -> "
-            f"up to {self.max_concurrent} trial(s) at a time"
+            f"up to {self.max_concurrent} trial(s) at a time{fits}"
         )
 
 
 def plan_resources(
-    cluster: dict[str, float], num_workers: int, cpus_per_worker: int, use_gpu: bool, max_concurrent: int | None = None
+    cluster: dict[str, float],
+    num_workers: int,
+    cpus_per_worker: int,
+    gpus_per_worker: float = 0.0,
+    max_concurrent: int | None = None,
+    autoscaling: bool = False,
 ) -> ResourcePlan:
     """Check that one trial can be scheduled with room for Ray Data, and how many fit at once
     (at most `max_concurrent`, when given).
 
+    autoscaling: the cluster may add nodes (one joined with --address). A trial that does not
+        fit it now is then accepted, and runs `max_concurrent` at a time as nodes come up.
+
     Raises:
-        ConfigError: the trial shape can never be scheduled on this cluster, saying why.
+        ConfigError: the trial shape can never be scheduled, or (autoscaling) does not fit
+            now and `max_concurrent` is not given, saying why.
     """
     if num_workers < 1 or cpus_per_worker < 1:
         raise ConfigError("--num-workers and --cpus-per-worker must be >= 1")
+    if gpus_per_worker < 0:
+        raise ConfigError(f"--gpus-per-worker must be >= 0, got {gpus_per_worker:g}")
     cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
     per_trial_cpu = num_workers * cpus_per_worker
-    per_trial_gpu = num_workers if use_gpu else 0
+    per_trial_gpu = num_workers * gpus_per_worker
+    problem = None
     if per_trial_cpu + DATA_CPUS > cpus:
-        raise ConfigError(
-            f"a trial needs {num_workers} worker(s) x {cpus_per_worker} CPU = {per_trial_cpu} CPU, "
-            f"plus {DATA_CPUS} CPU for Ray Data, but the cluster has {cpus:g} CPU; "
-            f"lower --num-workers or --cpus-per-worker"
-        )
-    if per_trial_gpu > gpus:
-        raise ConfigError(f"a trial needs {per_trial_gpu} GPU(s) but the cluster has {gpus:g}")
+        problem = (f"a trial needs {num_workers} worker(s) x {cpus_per_worker} CPU = {per_trial_cpu} CPU, "
+                   f"plus {DATA_CPUS} CPU for Ray Data, but the cluster has {cpus:g} CPU")
+    elif per_trial_gpu > gpus:
+        problem = (f"a trial needs {num_workers} worker(s) x {gpus_per_worker:g} GPU = {per_trial_gpu:g} GPU, "
+                   f"but the cluster has {gpus:g} GPU")
+    if problem and not autoscaling:
+        raise ConfigError(f"{problem}; lower --num-workers, --cpus-per-worker or --gpus-per-worker")
+    if problem:
+        if max_concurrent is None:
+            raise ConfigError(f"{problem} now; if its autoscaler adds nodes, say how many trials may run at once "
+                              f"with --max-concurrent N (cluster.yaml's GPU workers: one trial per node)")
+        return ResourcePlan(cpus, gpus, per_trial_cpu, per_trial_gpu, max_concurrent, waits_for_nodes=True)
     concurrent = int((cpus - DATA_CPUS) // per_trial_cpu)
     if per_trial_gpu:
         concurrent = min(concurrent, int(gpus // per_trial_gpu))
     concurrent = max(1, concurrent)
     if max_concurrent is not None:
-        concurrent = min(concurrent, max_concurrent)
+        # On an autoscaling cluster more trials than fit now can run once nodes are added.
+        concurrent = max_concurrent if autoscaling else min(concurrent, max_concurrent)
     return ResourcePlan(cpus, gpus, per_trial_cpu, per_trial_gpu, concurrent)
+
+
+def worker_gpus(requested: float | None, network: bool, cluster: dict[str, float]) -> float:
+    """GPUs per Train worker: as requested, else 1 for a network when the cluster has GPUs.
+
+    Raises:
+        ConfigError: GPUs requested for a model that trains on CPUs (trees).
+    """
+    if requested is None:
+        return 1.0 if network and cluster.get("GPU", 0) > 0 else 0.0
+    if requested > 0 and not network:
+        raise ConfigError("tree models (lightgbm, random_forest) train on CPUs; leave out --gpus-per-worker")
+    return float(requested)
+
+
+def check_precision(space: SearchSpace, train_overrides: dict[str, Any], gpus_per_worker: float) -> None:
+    """Refuse fp16 training without GPUs before any trial starts (bf16 also runs on CPUs).
+
+    Raises:
+        ConfigError: fp16 is set, or sampled, for trials that get no GPU.
+    """
+    precision = train_overrides.get("precision", space.train.get("precision", "fp32"))
+    values = precision.args if isinstance(precision, Distribution) and precision.kind == "choice" else [precision]
+    if "fp16" in values and not gpus_per_worker:
+        raise ConfigError("precision fp16 needs GPUs (its loss scaling is CUDA's) but the trials get none; use bf16, "
+                          "or --gpus-per-worker on a cluster with GPUs")
 
 
 def asha_notes(num_samples: int, max_epochs: int, grace_period: int, reduction_factor: int) -> list[str]:

@@ -44,12 +44,14 @@ from raydream.plan import (
     Search,
     asha_notes,
     build_param_space,
+    check_precision,
     plan_resources,
     space_changes,
+    worker_gpus,
 )
 from raydream.results import RANKED_CSV, experiment_table, format_table, trial_states
 from raydream.spaces import SearchSpace, load_space
-from raydream.train.config import TrainConfig
+from raydream.train.config import PRECISIONS, TrainConfig
 
 DEFAULT_NUM_SAMPLES = 8
 SMOKE = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "train_rows": 1024}
@@ -124,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reduction-factor", type=int, default=2, help="ASHA: keep 1/N of trials per rung (default 2)")
     p.add_argument("--num-workers", type=int, default=1, help="data-parallel Ray Train workers per trial (default 1)")
     p.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs per Train worker (default 1)")
+    p.add_argument("--gpus-per-worker", type=float, default=None,
+                   help="GPUs per Train worker (default: 1 when the cluster has GPUs and the model is a network, "
+                        "else 0); on an autoscaling cluster, give it with --max-concurrent")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="training math: fp32, or bf16 / fp16 mixed precision (fp16 needs GPUs; default: the "
+                        "space's, else fp32)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray instance (default: all)")
     p.add_argument("--address", default=None,
                    help="join this running Ray cluster (default: $RAY_ADDRESS, as `ray job submit` sets it; "
@@ -219,6 +227,10 @@ def _new_search(args: argparse.Namespace) -> Search:
     if fewest is not None and fewest < max_epochs:
         raise ConfigError(f"{space.path}: {space.model} trials may get only {fewest} rounds, fewer than the "
                           f"{max_epochs} epochs they are cut into; raise the rounds or lower --max-epochs")
+    network = model_kind(space.model) == TORCH
+    if not network and (args.precision or args.gpus_per_worker):
+        raise ConfigError(f"{space.model} trains on CPUs in fp64/fp32; --precision and --gpus-per-worker are for "
+                          f"networks")
     if space.model == "random_forest" and args.num_workers != 1:
         raise ConfigError("random_forest grows each forest in one process; use --cpus-per-worker, not --num-workers")
     overrides: dict[str, Any] = {"max_epochs": max_epochs}
@@ -226,6 +238,8 @@ def _new_search(args: argparse.Namespace) -> Search:
         overrides["seed"] = args.seed
     if args.smoke:
         overrides["train_rows"] = SMOKE["train_rows"]
+    if args.precision:
+        overrides["precision"] = args.precision
 
     from raydream.data.prepare import load_manifest, resolve_dataset
 
@@ -242,7 +256,7 @@ def _new_search(args: argparse.Namespace) -> Search:
         space=space, data=str(data_dir), experiment_dir=str(experiment), num_samples=num_samples,
         max_epochs=max_epochs, grace_period=min(grace, max_epochs), reduction_factor=args.reduction_factor,
         search_alg=args.search_alg, seed=args.seed, num_workers=args.num_workers,
-        cpus_per_worker=args.cpus_per_worker, max_concurrent=args.max_concurrent, time_budget=args.time_budget,
+        cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, max_concurrent=args.max_concurrent, time_budget=args.time_budget,
         keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, train_overrides=overrides,
     )
 
@@ -305,10 +319,12 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
                 f"run on; give the head node `resources: {{\"{DRIVER_RESOURCE}\": 1000}}` (cluster.yaml does), or "
                 f"start it with ray start --head --resources='{{\"{DRIVER_RESOURCE}\": 1000}}'"
             )
-        use_gpu = ray.cluster_resources().get("GPU", 0) > 0 and model_kind(space.model) == TORCH
-        plan = plan_resources(ray.cluster_resources(), search.num_workers, search.cpus_per_worker, use_gpu,
-                              search.max_concurrent)
-        setup = TrialSetup(search.data, str(experiment), search.num_workers, search.cpus_per_worker, use_gpu,
+        cluster = ray.cluster_resources()
+        gpus = worker_gpus(search.gpus_per_worker, model_kind(space.model) == TORCH, cluster)
+        check_precision(space, search.train_overrides, gpus)
+        plan = plan_resources(cluster, search.num_workers, search.cpus_per_worker, gpus, search.max_concurrent,
+                              autoscaling=bool(args.address))
+        setup = TrialSetup(search.data, str(experiment), search.num_workers, search.cpus_per_worker, gpus,
                            search.keep_checkpoints)
         _print_header(search, plan, resume)
         if resume:

@@ -63,10 +63,7 @@ def main() -> None:
     y = torch.rand(args.batch_size) * 17
 
     def step() -> None:
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        recipe.optimizer.zero_grad()
-        loss.backward()
-        recipe.optimizer.step()
+        recipe.step(torch.nn.functional.mse_loss(model(x), y))
 
     step()  # warm-up
     encode = timed(lambda: one_hot(seqs, cfg.seq_len), batches)

@@ -52,6 +52,8 @@ def test_train_config_rejects_bad_values():
         from_dict(TrainConfig, {"batch_size": 1}, "train")
     with pytest.raises(ConfigError, match="unknown key 'epochs'"):
         from_dict(TrainConfig, {"epochs": 3}, "train")
+    with pytest.raises(ConfigError, match="precision must be one of fp32, bf16, fp16"):
+        from_dict(TrainConfig, {"precision": "fp8"}, "train")
 
 
 def _planted(n, seed):
@@ -79,30 +81,52 @@ def test_every_registered_model_has_a_small_learning_config():
     assert sorted(SMALL) == list_models(TORCH)
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
-def test_model_learns_a_planted_motif_well_above_a_shuffled_control(name, device):
-    model_values, train_values = SMALL[name]
-    cfg = TrainConfig(batch_size=64, **{"lr": 3e-3, **train_values})
+def _planted_r2(name, device, targets="planted", **train_values):
+    """Validation R^2 of a small model of family `name` after 4 epochs on planted-motif data,
+    trained on the planted values or on a shuffled control."""
+    model_values, family_values = SMALL[name]
+    cfg = TrainConfig(batch_size=64, **{"lr": 3e-3, **family_values, **train_values})
     seqs, values = _planted(1200, 0)
     val_seqs, val_values = _planted(300, 1)
+    if targets == "shuffled":
+        values = np.random.default_rng(2).permutation(values)
 
     def batches(s, v):
         return ({"sequence": s[i : i + 64], "expression": v[i : i + 64]} for i in range(0, len(s), 64))
 
-    def fit(train_targets):
-        torch.manual_seed(0)
-        model = create_model(name, build_model_config(name, model_values, cfg)).to(device)
-        recipe = make_recipe(model, cfg, steps_per_epoch=len(seqs) // 64 + 1)
-        for epoch in range(1, 5):
-            recipe.start_epoch(epoch)
-            train_epoch(model, recipe, batches(seqs, train_targets), cfg, device)
-        preds, labels = predict(model, batches(val_seqs, val_values), cfg, device)
-        return regression_metrics(labels, preds)["r2"]
+    torch.manual_seed(0)
+    model = create_model(name, build_model_config(name, model_values, cfg)).to(device)
+    recipe = make_recipe(model, cfg, steps_per_epoch=len(seqs) // 64 + 1)
+    for epoch in range(1, 5):
+        recipe.start_epoch(epoch)
+        train_epoch(model, recipe, batches(seqs, values), cfg, device)
+    preds, labels = predict(model, batches(val_seqs, val_values), cfg, device)
+    return regression_metrics(labels, preds)["r2"]
 
-    learned = fit(values)
-    control = fit(np.random.default_rng(2).permutation(values))
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_model_learns_a_planted_motif_well_above_a_shuffled_control(name, device):
+    learned = _planted_r2(name, device)
+    control = _planted_r2(name, device, targets="shuffled")
     assert learned > 0.5, learned
     assert control < 0.1, control
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+@pytest.mark.parametrize("name", ["resnet", "legnet"])
+def test_mixed_precision_training_learns_the_planted_motif(name, precision, device):
+    if precision == "fp16" and device.type != "cuda":
+        with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+            _planted_r2(name, device, precision=precision)
+        return
+    # lr 3e-3: LegNet's small config (lr 1e-2) diverged in bf16 on CPU (R^2 -0.65 vs 0.86 in fp32)
+    assert _planted_r2(name, device, precision=precision, lr=3e-3) > 0.5
+
+
+def test_fp16_recipe_scales_the_loss_and_keeps_the_scale_in_its_state():
+    recipe = make_recipe(torch.nn.Linear(3, 1), TrainConfig(precision="fp16"), steps_per_epoch=1)
+    assert recipe.scaler is not None and "scaler" in recipe.state_dict()
+    assert make_recipe(torch.nn.Linear(3, 1), TrainConfig(precision="bf16"), steps_per_epoch=1).scaler is None
 
 
 def test_encode_batch_shapes(device):

@@ -15,20 +15,56 @@ from raydream.tune import main
 
 
 def test_plan_resources_leaves_room_for_ray_data():
-    plan = plan_resources({"CPU": 2}, num_workers=1, cpus_per_worker=1, use_gpu=False)
+    plan = plan_resources({"CPU": 2}, num_workers=1, cpus_per_worker=1)
     assert plan.max_concurrent == 1 and plan.cpus_per_trial == 1
-    plan = plan_resources({"CPU": 16, "GPU": 2}, num_workers=2, cpus_per_worker=2, use_gpu=True)
-    assert plan.max_concurrent == 1  # GPUs bound it: 2 GPUs per trial
-    assert plan_resources({"CPU": 16}, 2, 2, False).max_concurrent == (16 - DATA_CPUS) // 4
-    assert plan_resources({"CPU": 16}, 2, 2, False, max_concurrent=2).max_concurrent == 2
-    assert plan_resources({"CPU": 2}, 1, 1, False, max_concurrent=5).max_concurrent == 1  # never more than fit
+    plan = plan_resources({"CPU": 16, "GPU": 2}, num_workers=2, cpus_per_worker=2, gpus_per_worker=1)
+    assert plan.max_concurrent == 1 and plan.gpus_per_trial == 2  # GPUs bound it: 2 GPUs per trial
+    assert "4 CPU + 2 GPU" in plan.describe()
+    assert plan_resources({"CPU": 16, "GPU": 1}, 2, 1, gpus_per_worker=0.25).max_concurrent == 2  # shared GPU
+    assert plan_resources({"CPU": 16}, 2, 2).max_concurrent == (16 - DATA_CPUS) // 4
+    assert plan_resources({"CPU": 16}, 2, 2, max_concurrent=2).max_concurrent == 2
+    assert plan_resources({"CPU": 2}, 1, 1, max_concurrent=5).max_concurrent == 1  # never more than fit
 
 
 def test_plan_resources_refuses_a_trial_that_can_never_start():
     with pytest.raises(ConfigError, match="needs 2 worker\\(s\\) x 1 CPU = 2 CPU, plus 1 CPU for Ray Data, but the cluster has 2 CPU"):
-        plan_resources({"CPU": 2}, num_workers=2, cpus_per_worker=1, use_gpu=False)
-    with pytest.raises(ConfigError, match="GPU"):
-        plan_resources({"CPU": 8, "GPU": 1}, num_workers=2, cpus_per_worker=1, use_gpu=True)
+        plan_resources({"CPU": 2}, num_workers=2, cpus_per_worker=1)
+    with pytest.raises(ConfigError, match="2 worker\\(s\\) x 1 GPU = 2 GPU, but the cluster has 1 GPU"):
+        plan_resources({"CPU": 8, "GPU": 1}, num_workers=2, cpus_per_worker=1, gpus_per_worker=1)
+
+
+def test_an_autoscaling_cluster_takes_trials_that_fit_only_once_nodes_are_added():
+    cpu_head = {"CPU": 8, "TRIAL_DRIVER": 1000}  # cluster.yaml's head, before any GPU worker starts
+    with pytest.raises(ConfigError, match="has 0 GPU now; .* --max-concurrent N"):
+        plan_resources(cpu_head, 1, 1, gpus_per_worker=1, autoscaling=True)
+    plan = plan_resources(cpu_head, 1, 1, gpus_per_worker=1, max_concurrent=4, autoscaling=True)
+    assert plan.waits_for_nodes and plan.max_concurrent == 4
+    assert plan.describe().endswith("up to 4 trial(s) at a time as its autoscaler adds nodes")
+    # a trial that fits now may still run more at once than fit now
+    assert plan_resources({"CPU": 4, "GPU": 1}, 1, 1, 1, max_concurrent=4, autoscaling=True).max_concurrent == 4
+
+
+def test_gpus_default_to_one_per_network_worker_when_the_cluster_has_them():
+    from raydream.plan import worker_gpus
+
+    assert worker_gpus(None, network=True, cluster={"CPU": 8, "GPU": 2}) == 1
+    assert worker_gpus(None, network=True, cluster={"CPU": 8}) == 0
+    assert worker_gpus(None, network=False, cluster={"CPU": 8, "GPU": 2}) == 0
+    assert worker_gpus(0.5, network=True, cluster={"CPU": 8}) == 0.5  # asked for: the cluster may add GPUs
+    with pytest.raises(ConfigError, match="tree models .* train on CPUs"):
+        worker_gpus(1, network=False, cluster={"CPU": 8, "GPU": 1})
+
+
+def test_fp16_is_refused_for_trials_without_gpus():
+    from raydream.plan import check_precision
+
+    space = load_space("resnet")
+    check_precision(space, {"precision": "bf16"}, gpus_per_worker=0)
+    check_precision(space, {"precision": "fp16"}, gpus_per_worker=1)
+    with pytest.raises(ConfigError, match="precision fp16 needs GPUs"):
+        check_precision(space, {"precision": "fp16"}, gpus_per_worker=0)
+    with pytest.raises(ConfigError, match="--precision and --gpus-per-worker are for networks"):
+        main(["--space", "lightgbm", "--precision", "bf16"])
 
 
 def test_asha_notes_say_when_asha_cannot_stop_anything():

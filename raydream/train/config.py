@@ -11,6 +11,7 @@ from raydream.models.heads import BINS
 from raydream.train.losses import BIN_ONLY, LOSSES
 
 OPTIMIZERS = ("adam_sgd", "adamw_onecycle", "cosine_swa")  # see raydream.train.optim
+PRECISIONS = ("fp32", "bf16", "fp16")  # see raydream.train.steps.autocast
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class TrainConfig:
     weight_cap: float = 10.0  # density_weights: largest weight, in units of the mean weight
     weight_bins: int = 18  # density_weights: histogram bins over the training labels
     head_scalars: bool = False  # feed GC fraction and melting temperature to the network's head
+    precision: str = "fp32"  # training math: fp32, or bf16 / fp16 mixed precision (fp16: CUDA only)
     seed: int = 0  # seeds weights, shuffling and augmentation
     train_rows: int = 0  # use only the first N training rows (0 = all); for smoke runs
     val_rows: int = 0  # use only the first N validation rows (0 = all)
@@ -68,6 +70,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if not 0 < self.onecycle_pct_start < 1 or self.swa_start < 1 or self.swa_lr <= 0:
             raise ValueError("onecycle_pct_start must be in (0, 1), swa_start >= 1 and swa_lr > 0")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.huber_delta <= 0 or self.soft_label_sd <= 0:

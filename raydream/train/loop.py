@@ -48,7 +48,7 @@ class TrialSetup:
         checkpoints go under experiment_dir/<trial dir name>/train.
     num_workers: data-parallel Ray Train workers per trial.
     cpus_per_worker: CPUs each worker holds (also its torch thread count).
-    use_gpu: one GPU per worker.
+    gpus_per_worker: GPUs each worker holds (0: trains on CPU; a fraction shares a GPU).
     keep_checkpoints: checkpoints Tune keeps per trial, the best by val_r2 (and the latest).
     """
 
@@ -56,7 +56,7 @@ class TrialSetup:
     experiment_dir: str
     num_workers: int = 1
     cpus_per_worker: int = 1
-    use_gpu: bool = False
+    gpus_per_worker: float = 0.0
     keep_checkpoints: int = 1
 
 
@@ -205,7 +205,8 @@ def density_weights(labels: np.ndarray, tcfg: TrainConfig) -> DensityWeights | N
 
 
 def trainer_arguments(
-    setup: TrialSetup, tcfg: TrainConfig, storage_path: str, callbacks: list, use_gpu: bool, run_name: str = "train"
+    setup: TrialSetup, tcfg: TrainConfig, storage_path: str, callbacks: list, gpus_per_worker: float,
+    run_name: str = "train"
 ) -> dict:
     """What every Ray Train trainer of a trial is given: workers, the train and val datasets
     (train split between workers, val read whole and in order by each), and a run config
@@ -219,12 +220,12 @@ def trainer_arguments(
         train = train.limit(tcfg.train_rows)
     if tcfg.val_rows:
         val = val.limit(tcfg.val_rows)
-    resources = {"CPU": setup.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
+    resources = {"CPU": setup.cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
     val_options = ray.train.DataConfig.default_ingest_options()
     val_options.preserve_order = True  # every worker must see validation rows in one order
     return {
         "scaling_config": ray.train.ScalingConfig(
-            num_workers=setup.num_workers, use_gpu=use_gpu, resources_per_worker=resources
+            num_workers=setup.num_workers, use_gpu=bool(gpus_per_worker), resources_per_worker=resources
         ),
         "datasets": {"train": train, "val": val},
         "dataset_config": ray.train.DataConfig(datasets_to_split=["train"], execution_options={"val": val_options}),
@@ -249,5 +250,5 @@ def build_trainer(
         train_loop_per_worker,
         train_loop_config={**loop_config, "torch_threads": setup.cpus_per_worker, "steps_per_epoch": steps_per_epoch,
                            "weights": weights},
-        **trainer_arguments(setup, tcfg, storage_path, callbacks, setup.use_gpu, run_name),
+        **trainer_arguments(setup, tcfg, storage_path, callbacks, setup.gpus_per_worker, run_name),
     )

@@ -35,6 +35,8 @@ class Recipe:
         self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
             self.params, lr=config.lr, weight_decay=config.weight_decay
         )
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
+        self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
 
     @property
     def lr(self) -> float:
@@ -42,6 +44,18 @@ class Recipe:
 
     def start_epoch(self, epoch: int) -> None:
         """Called before epoch `epoch` (1-based)."""
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One optimiser step on a batch's loss (scaled under fp16 precision), then `after_batch`."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.after_batch()
 
     def after_batch(self) -> None:
         """Called after every optimiser step."""
@@ -54,10 +68,13 @@ class Recipe:
         return model
 
     def state_dict(self) -> dict:
-        return {"phase": self.phase, "optimizer": self.optimizer.state_dict()}
+        state = {"phase": self.phase, "optimizer": self.optimizer.state_dict()}
+        return {**state, "scaler": self.scaler.state_dict()} if self.scaler is not None else state
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
 
 
 class AdamThenSGD(Recipe):

@@ -46,7 +46,21 @@ def encode_batch(
         x = add_flag_channels(x, flipped, whole)
     if training:
         y = training_targets(y, config, generator)
+    if device.type == "cuda":  # page-locked host memory: the copies below run asynchronously
+        x, y = x.pin_memory(), y.pin_memory()
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def autocast(config: TrainConfig, device: torch.device) -> torch.autocast:
+    """The forward pass's mixed-precision context for `config.precision` (fp32: a no-op).
+
+    Raises:
+        ValueError: fp16 on a device other than CUDA (its loss scaling is CUDA's).
+    """
+    if config.precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision fp16 needs a CUDA device, not {device.type}; use bf16 or fp32")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
 def training_targets(y: torch.Tensor, config: TrainConfig, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -70,6 +84,8 @@ def train_epoch(
 ) -> tuple[float, int]:
     """One training pass with `config.loss`. Returns (sum of per-sample losses, samples).
 
+    The forward pass runs in `config.precision`; the loss is computed in fp32.
+
     weights: maps a batch's measured values to per-sample loss weights (e.g.
     `raydream.train.weights.DensityWeights`); None weighs every sample alike.
     """
@@ -82,13 +98,12 @@ def train_epoch(
         weight = None
         if weights is not None:
             weight = torch.from_numpy(weights(np.asarray(batch["expression"]))).to(device, non_blocking=True)
+        with autocast(config, device):
+            output = model(x)
         loss = compute_loss(
-            model(x), y, config.loss, config.huber_delta, config.soft_label_sd, config.soft_label_shift, weight
+            output.float(), y, config.loss, config.huber_delta, config.soft_label_sd, config.soft_label_shift, weight
         )
-        recipe.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        recipe.optimizer.step()
-        recipe.after_batch()
+        recipe.step(loss)
         loss_sum += float(loss.detach()) * len(y)
         count += len(y)
     return loss_sum, count
@@ -99,6 +114,9 @@ def predict(
     model: nn.Module, batches: Iterable[Batch], config: TrainConfig, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predictions and measured values over all batches, as float64 arrays (N,).
+
+    Always in fp32, whatever `config.precision`: a score does not depend on how the model
+    was trained, and checkpoints are evaluated the same way.
 
     With `config.rc_test_average`, each prediction is the mean over both strands.
     """

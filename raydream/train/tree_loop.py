@@ -186,5 +186,5 @@ def build_lightgbm_trainer(loop_config: dict, setup: TrialSetup, storage_path: s
     return LightGBMTrainer(
         lightgbm_loop_per_worker,
         train_loop_config={**loop_config, "num_threads": setup.cpus_per_worker, "weights": weights},
-        **trainer_arguments(setup, tcfg, storage_path, callbacks, use_gpu=False, run_name=run_name),
+        **trainer_arguments(setup, tcfg, storage_path, callbacks, gpus_per_worker=0, run_name=run_name),
     )
