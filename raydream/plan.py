@@ -164,6 +164,9 @@ def plan_resources(
         raise ConfigError("--num-workers and --cpus-per-worker must be >= 1")
     if gpus_per_worker < 0:
         raise ConfigError(f"--gpus-per-worker must be >= 0, got {gpus_per_worker:g}")
+    if num_workers > 1 and 0 < gpus_per_worker < 1:
+        raise ConfigError(f"--gpus-per-worker {gpus_per_worker:g} with --num-workers {num_workers}: two workers of a "
+                          f"trial could share one GPU, which NCCL refuses; share GPUs between one-worker trials")
     cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
     per_trial_cpu = num_workers * cpus_per_worker
     per_trial_gpu = num_workers * gpus_per_worker

@@ -20,7 +20,7 @@ def test_plan_resources_leaves_room_for_ray_data():
     plan = plan_resources({"CPU": 16, "GPU": 2}, num_workers=2, cpus_per_worker=2, gpus_per_worker=1)
     assert plan.max_concurrent == 1 and plan.gpus_per_trial == 2  # GPUs bound it: 2 GPUs per trial
     assert "4 CPU + 2 GPU" in plan.describe()
-    assert plan_resources({"CPU": 16, "GPU": 1}, 2, 1, gpus_per_worker=0.25).max_concurrent == 2  # shared GPU
+    assert plan_resources({"CPU": 16, "GPU": 1}, 1, 1, gpus_per_worker=0.25).max_concurrent == 4  # shared GPU
     assert plan_resources({"CPU": 16}, 2, 2).max_concurrent == (16 - DATA_CPUS) // 4
     assert plan_resources({"CPU": 16}, 2, 2, max_concurrent=2).max_concurrent == 2
     assert plan_resources({"CPU": 2}, 1, 1, max_concurrent=5).max_concurrent == 1  # never more than fit
@@ -31,6 +31,8 @@ def test_plan_resources_refuses_a_trial_that_can_never_start():
         plan_resources({"CPU": 2}, num_workers=2, cpus_per_worker=1)
     with pytest.raises(ConfigError, match="2 worker\\(s\\) x 1 GPU = 2 GPU, but the cluster has 1 GPU"):
         plan_resources({"CPU": 8, "GPU": 1}, num_workers=2, cpus_per_worker=1, gpus_per_worker=1)
+    with pytest.raises(ConfigError, match="two workers of a trial could share one GPU"):
+        plan_resources({"CPU": 8, "GPU": 2}, num_workers=2, cpus_per_worker=1, gpus_per_worker=0.5)
 
 
 def test_an_autoscaling_cluster_takes_trials_that_fit_only_once_nodes_are_added():
@@ -424,3 +426,42 @@ def test_search_joins_a_running_cluster_only_when_it_declares_the_trial_driver_r
     table = pd.read_csv(tmp_path / "results" / "b" / "ranked_trials.csv")
     assert table.loc[0, "status"] == "completed"
     assert "best checkpoint on the held-out test split" in done.stdout
+
+
+@pytest.mark.gpu
+@pytest.mark.ray
+@pytest.mark.timeout(400)
+def test_two_trials_share_a_gpu_in_mixed_precision_and_their_checkpoints_load_on_the_cpu(tmp_path):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA not available")
+    from ray.cluster_utils import Cluster
+
+    import pyarrow.parquet as pq
+
+    from raydream.data.prepare import resolve_dataset, split_files
+    from raydream.metrics import regression_metrics
+    from raydream.train.config import TrainConfig
+    from raydream.train.steps import predict
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 4, "num_gpus": 1,
+                                                            "resources": {"TRIAL_DRIVER": 1000}})
+    try:
+        done = run_tune("--space", str(space), "--num-samples", "2", "--max-epochs", "2", "--gpus-per-worker", "0.5",
+                        "--precision", "bf16", "--address", cluster.address, "--storage-path",
+                        str(tmp_path / "results"), "--name", "gpu", timeout=380)
+    finally:
+        cluster.shutdown()
+    assert "each trial: 1 CPU + 0.5 GPU" in done.stdout and "up to 2 trial(s) at a time" in done.stdout
+    table = pd.read_csv(tmp_path / "results" / "gpu" / "ranked_trials.csv")
+    assert table["status"].tolist() == ["completed", "completed"]
+    model, meta = load_model(table.loc[0, "checkpoint"])  # trained on the GPU, loaded on the CPU
+    assert meta["train_config"]["precision"] == "bf16"
+    val = pq.read_table(split_files(resolve_dataset(None), "val")).to_pandas().iloc[:256]
+    preds, labels = predict(model, [{"sequence": val["sequence"].values, "expression": val["expression"].values}],
+                            TrainConfig(**meta["train_config"]), torch.device("cpu"))
+    # validated in fp32 on the GPU (convolutions may use TF32), here on the CPU
+    assert table.loc[0, "best_val_r2"] == pytest.approx(regression_metrics(labels, preds)["r2"], abs=5e-3)
