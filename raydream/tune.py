@@ -313,13 +313,9 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
         )
     started = time.monotonic()
     try:
-        if args.address and not ray.cluster_resources().get(DRIVER_RESOURCE):
-            raise ConfigError(
-                f"the Ray cluster at {args.address} declares no {DRIVER_RESOURCE} resource, which trial drivers "
-                f"run on; give the head node `resources: {{\"{DRIVER_RESOURCE}\": 1000}}` (cluster.yaml does), or "
-                f"start it with ray start --head --resources='{{\"{DRIVER_RESOURCE}\": 1000}}'"
-            )
         cluster = ray.cluster_resources()
+        if args.address:
+            require_driver_resource(cluster, args.address)
         gpus = worker_gpus(search.gpus_per_worker, model_kind(space.model) == TORCH, cluster)
         check_precision(space, search.train_overrides, gpus)
         plan = plan_resources(cluster, search.num_workers, search.cpus_per_worker, gpus, search.max_concurrent,
@@ -336,6 +332,20 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
     finally:
         ray.shutdown()
     return _finish(search, Path(grid.experiment_path), time.monotonic() - started)
+
+
+def require_driver_resource(cluster: dict[str, float], address: str) -> None:
+    """Check that a running cluster has somewhere to run trial drivers.
+
+    Raises:
+        ConfigError: no node declares the TRIAL_DRIVER resource, saying how to declare it.
+    """
+    if not cluster.get(DRIVER_RESOURCE):
+        raise ConfigError(
+            f"the Ray cluster at {address} declares no {DRIVER_RESOURCE} resource, which trial drivers run on; "
+            f"give the head node `resources: {{\"{DRIVER_RESOURCE}\": 1000}}` (cluster.yaml does), or start it with "
+            f"ray start --head --resources='{{\"{DRIVER_RESOURCE}\": 1000}}'"
+        )
 
 
 def _print_header(search: Search, plan: ResourcePlan, resume: bool) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+# raydream runs Ray Train V2 (python -m raydream.tune sets this too); tests that build a
+# trainer in this process need it before anything imports ray.train.
+os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
 
 LEFT_FLANK = "TGCATTTTTTTCACATC"
 RIGHT_FLANK = "GGTTACGGCTGTT"

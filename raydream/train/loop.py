@@ -104,6 +104,21 @@ def _sum_across_workers(*values: float) -> list[float]:
     return t.tolist()
 
 
+def epoch_batches(shard: "ray.data.DataIterator", tcfg: TrainConfig, epoch: int, rank: int) -> Iterator[dict]:
+    """One epoch of a worker's training shard: numpy batches of `tcfg.batch_size`, shuffled
+    within a window of SHUFFLE_BATCHES batches, in an order set by seed, epoch and rank.
+
+    The shards of all workers together hold every training row once (Ray Train's equal split
+    may leave out up to (workers - 1) rows, so that all workers take the same number of steps).
+    """
+    return shard.iter_batches(
+        batch_size=tcfg.batch_size,
+        batch_format="numpy",
+        local_shuffle_buffer_size=tcfg.batch_size * SHUFFLE_BATCHES,
+        local_shuffle_seed=tcfg.seed * 1000 + epoch * 10 + rank,
+    )
+
+
 def starting_checkpoint(loop_config: dict) -> "ray.train.Checkpoint | None":
     """Where a worker starts from: Ray Train's latest checkpoint when Train restarts its
     workers, else `loop_config["resume_checkpoint"]` when the trial is resumed."""
@@ -147,21 +162,22 @@ def train_loop_per_worker(loop_config: dict) -> None:
         for batch in train_shard.iter_batches(batch_size=tcfg.batch_size, batch_format="numpy"):
             yield encode_batch(batch, tcfg, device)[0]
 
+    # This worker's share of the validation rows, read on the first epoch. Every read of a
+    # dataset is a new Ray Data execution, and one of even a few rows took ~9 s per epoch on
+    # 2 cores; the share is 1/(workers) of the split (~75 MB per worker on the full DREAM set).
+    val_share: list[dict] | None = None
     for epoch in range(start_epoch, tcfg.max_epochs + 1):
         recipe.start_epoch(epoch)
-        batches = train_shard.iter_batches(
-            batch_size=tcfg.batch_size,
-            batch_format="numpy",
-            local_shuffle_buffer_size=tcfg.batch_size * SHUFFLE_BATCHES,
-            local_shuffle_seed=tcfg.seed * 1000 + epoch * 10 + rank,
-        )
+        batches = epoch_batches(train_shard, tcfg, epoch, rank)
         loss_sum, count = train_epoch(model, recipe, batches, tcfg, device, generator, loop_config.get("weights"))
         loss_sum, count = _sum_across_workers(loss_sum, count)
 
         evaluated = recipe.eval_model(raw, train_inputs)
         _sync_buffers(evaluated)
-        val_batches = val_shard.iter_batches(batch_size=max(tcfg.batch_size, 256), batch_format="numpy")
-        preds, labels = predict(evaluated, _rows_of_rank(val_batches, rank, world_size), tcfg, device)
+        if val_share is None:  # read once, kept for the later epochs
+            val_batches = val_shard.iter_batches(batch_size=max(tcfg.batch_size, 256), batch_format="numpy")
+            val_share = list(_rows_of_rank(val_batches, rank, world_size))
+        preds, labels = predict(evaluated, val_share, tcfg, device)
         scores = regression_metrics(_gather(labels), _gather(preds))
         recipe.end_epoch(scores["mse"])
         best_r2 = max(best_r2, scores["r2"])

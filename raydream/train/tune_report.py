@@ -19,11 +19,14 @@ is still copying.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any, Callable
 
 from ray.train.v2.api.callback import UserCallback
+
+logger = logging.getLogger(__name__)
 
 
 class _ForwardReports(UserCallback):
@@ -60,7 +63,10 @@ def fit_reporting_to_tune(build: Callable[[list, str, Any], Any], trial_storage:
 
     reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
     acks = Queue(maxsize=1, actor_options={"num_cpus": 0})
-    trainer = build([_ForwardReports(reports, acks)], new_run_name(trial_storage), tune.get_checkpoint())
+    run_name, resume = new_run_name(trial_storage), tune.get_checkpoint()
+    if resume is not None:  # in the trial's stderr file: a retry, or --resume
+        logger.warning("raydream: Train run %s goes on from the trial's %s", run_name, Path(resume.path).name)
+    trainer = build([_ForwardReports(reports, acks)], run_name, resume)
     errors: list[BaseException] = []
 
     def fit() -> None:

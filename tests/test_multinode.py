@@ -1,0 +1,201 @@
+"""Searches on a local multi-node Ray cluster (`ray.cluster_utils.Cluster`): nodes with their
+own CPUs and resources on this machine, as `ray up` would give on several.
+
+The cluster: a head that declares TRIAL_DRIVER (trial drivers run only there, as on
+cluster.yaml's head) with 3 CPUs, and two worker nodes with 2 CPUs each: a trial's two 1-CPU
+Train workers fill a worker node, or take 2 of the head's CPUs and leave it 1 for Ray Data.
+"""
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from raydream.checkpoint import load_model, predict_from_checkpoint
+from raydream.data.prepare import read_split, resolve_dataset
+from raydream.errors import ConfigError
+from raydream.metrics import regression_metrics
+from raydream.tune import require_driver_resource
+
+from test_tune import LIGHTGBM_SPACE, _epochs, _wait_for, run_tune
+
+pytestmark = pytest.mark.ray
+
+# The winner's family, small: its soft-classification loss and flag channels, and a choice
+# among lists of widths (which goes through Optuna as JSON text).
+TINY_LEGNET = """
+model: legnet
+model_config:
+  stem_channels: 16
+  block_channels: {choice: [[16, 16], [32, 16]]}
+  expansion: 2
+train:
+  loss: soft_kl
+  input_flags: true
+  lr: {loguniform: [1.0e-3, 1.0e-2]}
+  batch_size: 128
+  train_rows: 768
+  val_rows: 256
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    # The dashboard releases finished Train runs' resources (see raydream/tune.py); a lost
+    # node is noticed after 3 missed 1-second health checks instead of Ray's default ~30 s.
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 3, "resources": {"TRIAL_DRIVER": 1000}, "include_dashboard": True,
+        "_system_config": {"health_check_period_ms": 1000, "health_check_timeout_ms": 1000,
+                           "health_check_failure_threshold": 3},
+    })
+    for _ in range(2):
+        cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+def test_a_cluster_without_a_trial_driver_resource_is_refused_with_how_to_declare_it():
+    with pytest.raises(ConfigError, match="declares no TRIAL_DRIVER resource.*ray start --head --resources"):
+        require_driver_resource({"CPU": 8.0, "GPU": 1.0}, "10.0.0.1:6379")
+    require_driver_resource({"CPU": 8.0, "TRIAL_DRIVER": 1000.0}, "10.0.0.1:6379")
+
+
+@pytest.mark.timeout(300)
+def test_two_workers_see_every_training_row_once_per_epoch(cluster, tmp_path):
+    import ray
+    import ray.train
+    import ray.train.torch
+
+    from raydream.train.config import TrainConfig
+    from raydream.train.loop import TrialSetup, trainer_arguments
+
+    data = resolve_dataset(None)
+    tcfg = TrainConfig(train_rows=800, batch_size=96)  # 400 rows a worker: 4 full batches, then 16 rows
+    out = tmp_path / "rows"
+    out.mkdir()
+
+    def record_rows(config: dict) -> None:  # a Train worker: the loop's own epoch iterator
+        from raydream.train.loop import epoch_batches
+
+        rank = ray.train.get_context().get_world_rank()
+        shard = ray.train.get_dataset_shard("train")
+        for epoch in (1, 2):
+            seqs = [str(s) for b in epoch_batches(shard, tcfg, epoch, rank) for s in b["sequence"]]
+            Path(config["out"], f"{epoch}-{rank}.json").write_text(json.dumps(seqs))
+
+    ray.init(address=cluster.address, logging_level="WARNING")
+    try:
+        setup = TrialSetup(str(data), str(tmp_path), num_workers=2)
+        trainer = ray.train.torch.TorchTrainer(
+            record_rows, train_loop_config={"out": str(out)},
+            **trainer_arguments(setup, tcfg, str(tmp_path / "runs"), callbacks=[], gpus_per_worker=0),
+        )
+        trainer.fit()
+    finally:
+        ray.shutdown()
+    expected = Counter(read_split(data, "train", columns=("sequence",), limit=800).column("sequence").to_pylist())
+    orders = {}
+    for epoch in (1, 2):
+        ranks = [json.loads((out / f"{epoch}-{rank}.json").read_text()) for rank in (0, 1)]
+        assert [len(r) for r in ranks] == [400, 400]
+        assert Counter(ranks[0]) + Counter(ranks[1]) == expected  # every row once, across the workers
+        orders[epoch] = ranks[0]
+    assert orders[1] != orders[2]  # reshuffled each epoch
+
+
+@pytest.mark.timeout(420)
+def test_concurrent_two_worker_trials_survive_losing_a_node_and_validate_exactly(cluster, tmp_path):
+    import os
+    import signal
+
+    import ray
+    from ray.util.state import list_actors
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_LEGNET)
+    experiment = tmp_path / "results" / "nodes"
+    log = tmp_path / "search.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "raydream.tune", "--space", str(space), "--search-alg", "optuna",
+             "--num-samples", "2", "--max-epochs", "3", "--grace-period", "3", "--num-workers", "2",
+             "--max-failures", "1", "--address", cluster.address, "--storage-path", str(tmp_path / "results"),
+             "--name", "nodes"],
+            stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        try:
+            def both_trials_reported() -> bool:
+                trials = list(experiment.glob("run_trial_*"))
+                return len(trials) == 2 and all(_epochs(t) for t in trials)
+
+            _wait_for(both_trials_reported, proc, log, timeout=240)
+            # Lose the node that runs a trial's Train workers (each trial has a checkpoint by
+            # now); a fresh node joins. The trial goes on from its latest checkpoint on a
+            # node that never saw it.
+            ray.init(address=cluster.address, logging_level="WARNING")
+            try:
+                workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+            finally:
+                ray.shutdown()
+            # (at most one trial fits on the head; the other's workers are on a worker node)
+            doomed = next(n for n in cluster.worker_nodes if n.node_id in {w.node_id for w in workers})
+            cluster.remove_node(doomed, allow_graceful=False)
+            cluster.add_node(num_cpus=2)
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert proc.returncode == 0, text[-3000:]
+    assert "each trial: 2 CPU for Train workers" in text and "up to 3 trial(s) at a time" in text
+    table = pd.read_csv(experiment / "ranked_trials.csv")
+    assert table["status"].tolist() == ["completed", "completed"], table
+    trials = sorted(experiment.glob("run_trial_*"))
+    restarted = [t for t in trials if (t / "train-2").is_dir()]
+    assert restarted and table["failures"].max() == 1, table  # the trial(s) with a part on the lost node, once
+    for trial in restarted:  # went on from its last checkpoint, not from scratch
+        assert _epochs(trial) == [1, 2, 3]
+        assert "Train run train-2 goes on from the trial's checkpoint_00000" in (trial / "stderr").read_text()
+    # The two trials ran at the same time.
+    progress = [pd.read_csv(t / "progress.csv") for t in trials]
+    spans = [(p["timestamp"].min(), p["timestamp"].max()) for p in progress]
+    assert spans[0][0] <= spans[1][1] and spans[1][0] <= spans[0][1]
+    # Two workers' gathered validation metrics are those of one process over the split.
+    val = read_split(resolve_dataset(None), "val", limit=256).to_pandas()  # the space's val_rows
+    for _, row in table.iterrows():
+        model, meta = load_model(row["checkpoint"])
+        preds = predict_from_checkpoint(row["checkpoint"], val["sequence"].to_numpy())
+        single = regression_metrics(val["expression"].to_numpy(), preds)
+        assert row["best_val_r2"] == pytest.approx(single["r2"], abs=1e-5)
+        assert meta["metrics"]["val_pearson"] == pytest.approx(single["pearson"], abs=1e-5)
+
+
+@pytest.mark.timeout(300)
+def test_lightgbm_trains_data_parallel_on_two_workers_and_keeps_its_best_checkpoints(cluster, tmp_path):
+    space = tmp_path / "lgb.yaml"
+    space.write_text(LIGHTGBM_SPACE.replace("{choice: [0.002, 0.3]}", "0.3"))
+    done = run_tune("--space", str(space), "--smoke", "--num-samples", "1", "--max-epochs", "4", "--num-workers", "2",
+                    "--keep-checkpoints", "2", "--address", cluster.address, "--storage-path",
+                    str(tmp_path / "results"), "--name", "lgb", timeout=280)
+    assert "each trial: 2 CPU for Train workers" in done.stdout
+    table = pd.read_csv(tmp_path / "results" / "lgb" / "ranked_trials.csv")
+    assert table[["status", "epochs"]].values.tolist() == [["completed", 4]]
+    progress = pd.read_csv(next((tmp_path / "results" / "lgb").glob("*/progress.csv")))
+    assert (progress["workers"] == 2).all()
+    # --keep-checkpoints 2: at learning rate 0.3 the R^2 falls epoch after epoch, so the
+    # trial keeps epochs 1 and 2 (its best two) and epoch 4 (the latest); with 1, two.
+    assert progress["val_r2"].is_monotonic_decreasing, progress["val_r2"]
+    kept = [p for p in Path(table.loc[0, "checkpoint"]).parent.glob("checkpoint_*") if p.is_dir()]
+    assert len(kept) == 3
+    # Every worker validates the whole model on all of the val split: the reported R^2 is
+    # that of the checkpoint evaluated in one process.
+    val = read_split(resolve_dataset(None), "val").to_pandas()
+    preds = predict_from_checkpoint(table.loc[0, "checkpoint"], val["sequence"].to_numpy())
+    assert table.loc[0, "best_val_r2"] == pytest.approx(regression_metrics(val["expression"].to_numpy(), preds)["r2"], abs=1e-6)
