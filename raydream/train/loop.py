@@ -164,7 +164,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
     # This worker's share of the validation rows, read on the first epoch. Every read of a
     # dataset is a new Ray Data execution, and one of even a few rows took ~9 s per epoch on
-    # 2 cores; the share is 1/(workers) of the split (~75 MB per worker on the full DREAM set).
+    # 2 cores. The full DREAM validation split is ~115 MB as Python strings, shared out
+    # between the workers.
     val_share: list[dict] | None = None
     for epoch in range(start_epoch, tcfg.max_epochs + 1):
         recipe.start_epoch(epoch)
