@@ -137,8 +137,8 @@ def test_concurrent_two_worker_trials_survive_losing_a_node_and_validate_exactly
 
             _wait_for(both_trials_reported, proc, log, timeout=240)
             # Lose the node that runs a trial's Train workers (each trial has a checkpoint by
-            # now); a fresh node joins. The trial goes on from its latest checkpoint on a
-            # node that never saw it.
+            # now); a fresh node joins. The trial goes on from its latest checkpoint on
+            # another node.
             ray.init(address=cluster.address, logging_level="WARNING")
             try:
                 workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
