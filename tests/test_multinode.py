@@ -21,7 +21,7 @@ from raydream.errors import ConfigError
 from raydream.metrics import regression_metrics
 from raydream.tune import require_driver_resource
 
-from test_tune import LIGHTGBM_SPACE, _epochs, _wait_for, run_tune
+from test_tune import LIGHTGBM_SPACE, _epochs, _wait_for, kill_group, run_tune
 
 pytestmark = pytest.mark.ray
 
@@ -112,9 +112,6 @@ def test_two_workers_see_every_training_row_once_per_epoch(cluster, tmp_path):
 
 @pytest.mark.timeout(420)
 def test_concurrent_two_worker_trials_survive_losing_a_node_and_validate_exactly(cluster, tmp_path):
-    import os
-    import signal
-
     import ray
     from ray.util.state import list_actors
 
@@ -150,8 +147,7 @@ def test_concurrent_two_worker_trials_survive_losing_a_node_and_validate_exactly
             cluster.add_node(num_cpus=2)
             proc.wait(timeout=300)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+            kill_group(proc)
     text = log.read_text()
     assert proc.returncode == 0, text[-3000:]
     assert "each trial: 2 CPU for Train workers" in text and "up to 3 trial(s) at a time" in text

@@ -244,6 +244,18 @@ def _wait_for(predicate, proc: subprocess.Popen, log: Path, timeout: float) -> N
         time.sleep(0.5)
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a search started with start_new_session=True and any Ray process it left (the
+    group may be gone already: a search that ended cleanly takes its processes with it)."""
+    import os
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _epochs(trial_dir: Path) -> list[int]:
     progress = trial_dir / "progress.csv"
     return pd.read_csv(progress)["epoch"].tolist() if progress.is_file() and progress.stat().st_size else []
@@ -255,7 +267,6 @@ def test_readme_smoke_search_interrupted_by_ctrl_c_resumes_and_its_results_and_p
     # The README's `--space resnet --smoke`: 2 trials that run one after another on 2 CPUs
     # (where a finished trial that never released its resources would hang the next),
     # stopped by Ctrl-C in the second trial and resumed.
-    import os
     import signal
 
     experiment = tmp_path / "results" / "cut"
@@ -273,7 +284,7 @@ def test_readme_smoke_search_interrupted_by_ctrl_c_resumes_and_its_results_and_p
             proc.send_signal(signal.SIGINT)  # Ctrl-C
             proc.wait(timeout=120)
         finally:
-            os.killpg(proc.pid, signal.SIGKILL)  # the search and any Ray process it left
+            kill_group(proc)
     out = log.read_text()
     assert proc.returncode == 130, out[-3000:]
     assert "ASHA cannot stop a trial early" in out  # grace period 2 = the smoke run's 2 epochs: no early stop

@@ -36,7 +36,9 @@ class Recipe:
             self.params, lr=config.lr, weight_decay=config.weight_decay
         )
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
-        self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+        # (Off without CUDA, where fp16 training is refused anyway; it would only warn.)
+        self.scaler = (torch.amp.GradScaler("cuda", enabled=torch.cuda.is_available())
+                       if config.precision == "fp16" else None)
 
     @property
     def lr(self) -> float:
