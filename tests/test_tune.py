@@ -161,25 +161,6 @@ def test_validation_rows_are_shared_out_exactly_once_across_workers():
     assert shares[1].tolist() == list(range(1, 20, 3))
 
 
-@pytest.mark.ray
-@pytest.mark.timeout(200)
-def test_a_random_forest_trial_runs_in_one_process_and_its_table_rebuilds_from_files(tmp_path):
-    space = "random_forest"  # (networks and LightGBM run as Train runs in tests/test_multinode.py)
-    done = run_tune("--space", space, "--smoke", "--num-samples", "1", "--max-epochs", "1",
-                    "--storage-path", str(tmp_path / "results"), "--name", space, timeout=190)
-    table = pd.read_csv(tmp_path / "results" / space / "ranked_trials.csv")
-    assert len(table) == 1 and table.loc[0, "status"] == "completed"
-    assert table.loc[0, "best_val_r2"] > -1.0
-    assert Path(table.loc[0, "checkpoint"]).is_dir()
-    assert "best checkpoint on the held-out test split" in done.stdout
-    # The table is rebuilt from the experiment's files, without Ray, the same way.
-    from raydream.results import experiment_table
-
-    rebuilt = experiment_table(tmp_path / "results" / space)
-    assert rebuilt[["trial", "status", "checkpoint"]].values.tolist() == table[["trial", "status", "checkpoint"]].values.tolist()
-    assert rebuilt["best_val_r2"].tolist() == pytest.approx(table["best_val_r2"].tolist())
-
-
 LIGHTGBM_SPACE = """
 model: lightgbm
 model_config:
@@ -224,7 +205,9 @@ def test_asha_as_raydream_sets_it_up_stops_a_trial_that_falls_behind_at_a_rung(t
 
 @pytest.mark.ray
 @pytest.mark.timeout(200)
-def test_time_budget_ends_the_search_and_keeps_the_finished_trials(tmp_path):
+def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_from_files(tmp_path):
+    # Random-forest trials are one process each (networks and LightGBM run as Train runs in
+    # tests/test_multinode.py).
     done = run_tune("--space", "random_forest", "--smoke", "--num-samples", "40", "--time-budget", "12",
                     "--max-concurrent", "1", "--storage-path", str(tmp_path / "results"), "--name", "budget",
                     timeout=190)
@@ -232,6 +215,14 @@ def test_time_budget_ends_the_search_and_keeps_the_finished_trials(tmp_path):
     table = pd.read_csv(tmp_path / "results" / "budget" / "ranked_trials.csv")
     assert 1 <= len(table) < 40
     assert (table["status"] == "completed").any()
+    assert Path(table.loc[0, "checkpoint"]).is_dir()
+    assert "best checkpoint on the held-out test split" in done.stdout
+    # The table is rebuilt from the experiment's files, without Ray, the same way.
+    from raydream.results import experiment_table
+
+    rebuilt = experiment_table(tmp_path / "results" / "budget")
+    assert rebuilt[["trial", "status", "checkpoint"]].values.tolist() == table[["trial", "status", "checkpoint"]].values.tolist()
+    assert rebuilt["best_val_r2"].tolist() == pytest.approx(table["best_val_r2"].tolist())
 
 
 def _wait_for(predicate, proc: subprocess.Popen, log: Path, timeout: float) -> None:
