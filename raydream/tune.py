@@ -256,7 +256,8 @@ def _new_search(args: argparse.Namespace) -> Search:
         space=space, data=str(data_dir), experiment_dir=str(experiment), num_samples=num_samples,
         max_epochs=max_epochs, grace_period=min(grace, max_epochs), reduction_factor=args.reduction_factor,
         search_alg=args.search_alg, seed=args.seed, num_workers=args.num_workers,
-        cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, max_concurrent=args.max_concurrent, time_budget=args.time_budget,
+        cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
+        max_concurrent=args.max_concurrent, time_budget=args.time_budget,
         keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, train_overrides=overrides,
     )
 

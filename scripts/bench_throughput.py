@@ -4,7 +4,8 @@ Times `raydream.train.steps` (the code every Ray Train worker runs per batch: on
 encoding on the CPU, the copy to the device from pinned memory, forward, loss, backward,
 optimiser step) in fp32 and mixed precision, and prints samples/s, the ratio to fp32, and
 the epochs per hour that rate gives on the full DREAM training split (80% of 6,739,258
-rows). Encoding alone is timed too: on a fast GPU it can bound a single worker's rate.
+rows), on a synthetic DREAM-like library. Encoding alone is timed too: on a fast GPU it can
+bound a single worker's rate.
 
     python scripts/bench_throughput.py                     # CUDA if present, else CPU
     python scripts/bench_throughput.py --models legnet --batch-size 1024 --precisions fp32 bf16
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from raydream.data.encode import one_hot
+from raydream.data.synthetic import generate_library
 from raydream.models import create_model
 from raydream.train.config import PRECISIONS, TrainConfig, build_model_config
 from raydream.train.optim import make_recipe
@@ -37,16 +39,13 @@ FAMILY_TRAIN = {
 }
 
 
-def random_batches(n_batches: int, batch_size: int, seed: int = 0) -> list[dict]:
-    """DREAM-like batches: 110 bp sequences and expression values in [0, 17]."""
-    rng = np.random.default_rng(seed)
-    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
-    batches = []
-    for _ in range(n_batches):
-        codes = letters[rng.integers(0, 4, size=(batch_size, 110))]
-        seqs = np.array([row.tobytes().decode() for row in codes], dtype=object)
-        batches.append({"sequence": seqs, "expression": rng.uniform(0, 17, batch_size)})
-    return batches
+def dream_batches(n_batches: int, batch_size: int, seed: int = 0) -> list[dict]:
+    """Batches of a synthetic DREAM-like library (raydream.data.synthetic): 110 bp promoters
+    with the real flanks and planted motifs, and assay-like expression values."""
+    library = generate_library(n_batches * batch_size, seed)
+    seqs = np.array(library.sequences, dtype=object)
+    return [{"sequence": seqs[i : i + batch_size], "expression": library.measured[i : i + batch_size]}
+            for i in range(0, len(seqs), batch_size)]
 
 
 def _synchronize(device: torch.device) -> None:
@@ -96,7 +95,7 @@ def main() -> None:
     models = args.models
     if args.smoke:
         models, precisions, batch_size, n_batches = ["resnet"], ["fp32"], 32, 3
-    batches = random_batches(n_batches, batch_size)
+    batches = dream_batches(n_batches, batch_size)
 
     start = time.perf_counter()
     for batch in batches:
