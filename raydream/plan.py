@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
+from raydream import storage
 from raydream.errors import ConfigError
 from raydream.results import SEARCH_FILE, write_search_info
 from raydream.spaces import SECTIONS, Distribution, SearchSpace, parse_space
@@ -67,24 +67,24 @@ class Search:
             "space_yaml": self.space.text,
         }
 
-    def write(self) -> Path:
-        """Write the record into the experiment directory (atomically)."""
+    def write(self) -> str:
+        """Write the record into the experiment directory or URI (atomically)."""
         return write_search_info(self.experiment_dir, self.to_record())
 
     @classmethod
     def read(cls, experiment_dir: str | os.PathLike) -> "Search":
-        """The search recorded in an experiment directory (moved directories work too).
+        """The search recorded in an experiment directory or URI (moved directories work too).
 
         Raises:
             ConfigError: no record, or one this version cannot resume.
         """
-        directory = Path(experiment_dir)
-        path = directory / SEARCH_FILE
-        if not path.is_file():
+        directory = str(experiment_dir)
+        path = storage.join(directory, SEARCH_FILE)
+        if not storage.is_file(path):
             raise ConfigError(f"{directory}: not a raydream experiment (no {SEARCH_FILE}); give the directory "
                               f"STORAGE_PATH/NAME that the search printed when it started")
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(storage.read_text(path))
         except ValueError as err:
             raise ConfigError(f"{path}: not valid JSON ({err})") from None
         if record.get("version") != RECORD_VERSION or "space_yaml" not in record:
@@ -92,7 +92,7 @@ class Search:
                               f"{record.get('version')!r}, expected {RECORD_VERSION}); it cannot be resumed")
         space = parse_space(record["space_yaml"], record["space"])
         settings = {f.name: record[f.name] for f in fields(cls) if f.name in record and f.name != "space"}
-        return cls(space=space, **{**settings, "experiment_dir": str(directory)})
+        return cls(space=space, **{**settings, "experiment_dir": directory})
 
 
 def space_changes(old: SearchSpace, new: SearchSpace) -> list[str]:

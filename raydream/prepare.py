@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", nargs="?", help="DREAM text file (.txt or .txt.gz)")
     p.add_argument("--synthetic", type=int, metavar="N", help="instead of INPUT, generate N synthetic promoters with planted motifs")
     p.add_argument("--seed", type=int, default=0, help="seed of the --synthetic generator (default 0)")
-    p.add_argument("--out", required=True, help="output directory (must not exist unless --overwrite)")
+    p.add_argument("--out", required=True, help="output directory, or a URI (s3://bucket/prefix) to upload to; must "
+                   "not exist unless --overwrite")
     p.add_argument("--min-length", type=int, default=80, help="shortest valid sequence, bp (default 80)")
     p.add_argument("--max-length", type=int, default=150, help="longest valid sequence, bp (default 150)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction (default 0.1)")

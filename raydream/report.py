@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from raydream.errors import DataError, run_cli
-from raydream.results import METRIC, SEARCH_FILE, read_experiment, short_names
+from raydream.results import METRIC, SEARCH_FILE, local_experiment, read_experiment, short_names
 
 KDE_POINTS = 5000  # points drawn in the density plot (a random subset of larger splits)
 FIGURES = ("pred_vs_measured", "learning_curves", "best_so_far", "hyperparameters")
@@ -185,7 +185,7 @@ def _saved(plt, fig, path: Path) -> Path:
         plt.close(fig)
 
 
-def _best_predictions(table: pd.DataFrame, data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, str]:
+def _best_predictions(table: pd.DataFrame, data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray, str]:
     from raydream.checkpoint import predict_from_checkpoint
     from raydream.data.prepare import read_split
 
@@ -201,7 +201,7 @@ def _best_predictions(table: pd.DataFrame, data_dir: Path, split: str) -> tuple[
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m raydream.report",
                                 description="Plot a search's results as PNG files, without starting Ray.")
-    p.add_argument("experiment", help="experiment directory (STORAGE_PATH/NAME)")
+    p.add_argument("experiment", help="experiment directory or URI (STORAGE_PATH/NAME)")
     p.add_argument("--out", default=None, help="directory for the PNG files (default: EXPERIMENT/report)")
     p.add_argument("--split", choices=("val", "test"), default="test",
                    help="split the best checkpoint is plotted on (default test, held out from the search)")
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    experiment = Path(args.experiment)
+    experiment = local_experiment(args.experiment)
     found = read_experiment(experiment)  # every trial read once, for the table and the curves
     table = found.table()
     if table.empty or not np.isfinite(table["best_val_r2"]).any():
@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plot_hyperparameters(table, keys, out / "hyperparameters.png"),
     ]
     if found.info.get("data"):
-        measured, predicted, title = _best_predictions(table, Path(found.info["data"]), args.split)
+        measured, predicted, title = _best_predictions(table, found.info["data"], args.split)
         written.insert(0, plot_pred_vs_measured(measured, predicted, title, out / "pred_vs_measured.png"))
     else:
         print(f"raydream: {experiment} has no {SEARCH_FILE} naming its data; skipped pred_vs_measured.png")

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
+from raydream import storage
 from raydream.errors import DataError, run_cli
 from raydream.files import write_text_atomic
 
@@ -113,11 +115,26 @@ def format_table(table: pd.DataFrame, with_checkpoint: bool = False) -> str:
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
-def write_search_info(experiment_dir: str | os.PathLike, info: dict[str, Any]) -> Path:
-    """Record what a search is (written when it starts; `experiment_table` reads it)."""
-    directory = Path(experiment_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(directory / SEARCH_FILE, json.dumps(info, indent=2))
+def write_search_info(experiment_dir: str | os.PathLike, info: dict[str, Any]) -> str:
+    """Record what a search is (written when it starts; `experiment_table` reads it).
+    experiment_dir: a directory or an object-store URI."""
+    return storage.write_text(storage.join(experiment_dir, SEARCH_FILE), json.dumps(info, indent=2))
+
+
+def local_experiment(location: str | os.PathLike) -> Path:
+    """An experiment directory on this machine: `location` itself, or for an object-store URI
+    its mirror under the raydream cache, brought up to date (only new files are fetched).
+
+    Raises:
+        DataError: the URI holds nothing or cannot be read.
+    """
+    if not storage.is_remote(location):
+        return Path(location)
+    from raydream.data.prepare import cache_root
+
+    local = storage.mirror(str(location), storage.local_mirror_dir(str(location), cache_root()))
+    print(f"raydream: {location} copied to {local}", file=sys.stderr)
+    return local
 
 
 def _checkpoints_by_epoch(trial_dir: Path) -> dict[int, str]:
@@ -267,7 +284,7 @@ def markdown_table(table: pd.DataFrame) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m raydream.results",
                                 description="Print the ranked trial table of a search, without starting Ray.")
-    p.add_argument("experiment", help="experiment directory (STORAGE_PATH/NAME)")
+    p.add_argument("experiment", help="experiment directory or URI (STORAGE_PATH/NAME)")
     p.add_argument("--top", type=int, default=None, help="show the best K trials only")
     p.add_argument("--columns", default=None, help="comma-separated columns to show (default: all but checkpoint)")
     p.add_argument("--sort", default="best_val_r2", help="column to sort by, best first (default best_val_r2; "
@@ -279,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    table = experiment_table(args.experiment)
+    table = experiment_table(local_experiment(args.experiment))
     if table.empty:
         raise DataError(f"{args.experiment}: no trials yet")
     if args.sort not in table.columns:

@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from raydream import storage
 from raydream.errors import ConfigError, RayDreamError, run_cli
-from raydream.files import write_text_atomic
 from raydream.models import TORCH, model_kind
 from raydream.plan import (
     DRIVER_RESOURCE,
@@ -49,7 +49,7 @@ from raydream.plan import (
     space_changes,
     worker_gpus,
 )
-from raydream.results import RANKED_CSV, experiment_table, format_table, trial_states
+from raydream.results import RANKED_CSV, experiment_table, format_table, local_experiment, trial_states
 from raydream.spaces import SearchSpace, load_space
 from raydream.train.config import PRECISIONS, TrainConfig
 
@@ -78,7 +78,7 @@ def run_trial(config: dict, setup, space: SearchSpace) -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False
     # Train writes its checkpoints straight into the experiment's storage, under the trial's
     # directory name, so the reported checkpoint paths outlive the Ray session.
-    trial_storage = str(Path(setup.experiment_dir) / Path(tune.get_context().get_trial_dir()).name)
+    trial_storage = storage.join(setup.experiment_dir, Path(tune.get_context().get_trial_dir()).name)
     config = space.resolve(config)
     build = build_lightgbm_trainer if config["model"] == "lightgbm" else build_trainer
     fit_reporting_to_tune(
@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search model hyperparameters with Ray Tune (ASHA) over Ray Train runs.",
     )
     p.add_argument("--space", default="resnet", help="search space name (search_spaces/NAME.yaml) or YAML path (default resnet)")
-    p.add_argument("--data", default=None, help="DREAM text file or prepared dataset dir (default: embedded 6,370-row DREAM sample)")
+    p.add_argument("--data", default=None, help="DREAM text file, or prepared dataset dir or URI (s3://...) "
+                   "(default: embedded 6,370-row DREAM sample)")
     p.add_argument("--search-alg", choices=SEARCH_ALGS, default="random",
                    help="random sampling, or Optuna's TPE (model-based), default random")
     p.add_argument("--num-samples", type=int, default=None, help="trials to sample (default 8; 2 with --smoke)")
@@ -144,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoints kept per trial: the best N by val R^2, plus the latest (default 1)")
     p.add_argument("--max-failures", type=int, default=1,
                    help="retry a failed trial up to N times, from its last checkpoint (default 1)")
-    p.add_argument("--storage-path", default="ray_results", help="where experiments are written (default ./ray_results)")
+    p.add_argument("--storage-path", default="ray_results",
+                   help="where experiments are written: a directory every node sees, or a URI such as "
+                        "s3://bucket/ray_results (default ./ray_results)")
     p.add_argument("--name", default=None, help="experiment name (default SPACE-TIMESTAMP)")
     p.add_argument("--seed", type=int, default=0, help="seeds the search and every trial (default 0)")
     p.add_argument("--smoke", action="store_true",
@@ -165,7 +168,7 @@ def _given_flags(argv: Sequence[str] | None) -> set[str]:
     return set(vars(parser.parse_args(argv)))
 
 
-def _test_score(checkpoint: str | None, data_dir: Path) -> dict[str, float] | None:
+def _test_score(checkpoint: str | None, data_dir: str) -> dict[str, float] | None:
     """Score the best checkpoint on the held-out test split, in this process (no Ray)."""
     from raydream.checkpoint import predict_from_checkpoint
     from raydream.data.prepare import read_split
@@ -248,12 +251,12 @@ def _new_search(args: argparse.Namespace) -> Search:
     if rows["train"] < 2 or rows["val"] < 2:
         raise ConfigError(f"{data_dir}: needs >= 2 training and validation rows, has {rows['train']} and {rows['val']}")
     name = args.name or f"{space.path.stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    experiment = Path(args.storage_path).expanduser().resolve() / name
-    if (experiment / "tuner.pkl").exists():
+    experiment = storage.join(storage.resolve(args.storage_path), name)
+    if storage.is_file(storage.join(experiment, "tuner.pkl")):
         raise ConfigError(f"{experiment}: an experiment of this name exists; continue it with --resume {experiment}, "
                           f"or pick another --name")
     return Search(
-        space=space, data=str(data_dir), experiment_dir=str(experiment), num_samples=num_samples,
+        space=space, data=str(data_dir), experiment_dir=experiment, num_samples=num_samples,
         max_epochs=max_epochs, grace_period=min(grace, max_epochs), reduction_factor=args.reduction_factor,
         search_alg=args.search_alg, seed=args.seed, num_workers=args.num_workers,
         cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
@@ -271,8 +274,8 @@ def _recorded_search(args: argparse.Namespace, given: set[str]) -> Search:
         flag = "--" + extra[0].replace("_", "-")
         raise ConfigError(f"--resume continues a search with the settings it was started with; it takes only "
                           f"--space (to check), --num-cpus, --address and --verbose, not {flag}")
-    directory = Path(args.resume).expanduser().resolve()
-    if not directory.is_dir():
+    directory = storage.resolve(args.resume)
+    if not storage.is_dir(directory):
         raise ConfigError(f"--resume {args.resume}: no such experiment directory; give STORAGE_PATH/NAME, "
                           f"as the search printed when it started")
     search = Search.read(directory)
@@ -280,7 +283,7 @@ def _recorded_search(args: argparse.Namespace, given: set[str]) -> Search:
         changes = space_changes(search.space, load_space(args.space))
         if changes:
             raise ConfigError(
-                f"--space {args.space} differs from the space {directory.name} was started with ("
+                f"--space {args.space} differs from the space {storage.name(directory)} was started with ("
                 + "; ".join(changes[:4]) + ("; ..." if len(changes) > 4 else "")
                 + "). The finished trials and the searcher's state come from the recorded space, so a resumed "
                 "search keeps it; start a new search (another --name) to search the new one"
@@ -288,7 +291,7 @@ def _recorded_search(args: argparse.Namespace, given: set[str]) -> Search:
     from raydream.data.prepare import load_manifest
 
     load_manifest(search.data)  # the prepared data the search trained on must still be there
-    if not Tuner.can_restore(str(directory)):
+    if not Tuner.can_restore(directory):
         raise ConfigError(f"{directory}: holds no Tune experiment state to resume (the search stopped before it "
                           f"began); start it again instead")
     return search
@@ -301,7 +304,7 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
 
     from raydream.train.loop import TrialSetup
 
-    space, experiment = search.space, Path(search.experiment_dir)
+    space, experiment = search.space, search.experiment_dir
     logs = {"log_to_driver": args.verbose >= 2, "logging_level": logging.INFO if args.verbose else logging.WARNING}
     if args.address:
         ray.init(address=args.address, **logs)
@@ -321,18 +324,18 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
         check_precision(space, search.train_overrides, gpus)
         plan = plan_resources(cluster, search.num_workers, search.cpus_per_worker, gpus, search.max_concurrent,
                               autoscaling=bool(args.address))
-        setup = TrialSetup(search.data, str(experiment), search.num_workers, search.cpus_per_worker, gpus,
+        setup = TrialSetup(search.data, experiment, search.num_workers, search.cpus_per_worker, gpus,
                            search.keep_checkpoints)
         _print_header(search, plan, resume)
         if resume:
-            tuner = tune.Tuner.restore(str(experiment), trainable(space, setup, plan), resume_unfinished=True)
+            tuner = tune.Tuner.restore(experiment, trainable(space, setup, plan), resume_unfinished=True)
         else:
             search.write()
             tuner = _new_tuner(search, trainable(space, setup, plan), plan, args.verbose)
-        grid = tuner.fit()
+        tuner.fit()
     finally:
         ray.shutdown()
-    return _finish(search, Path(grid.experiment_path), time.monotonic() - started)
+    return _finish(search, time.monotonic() - started)
 
 
 def require_driver_resource(cluster: dict[str, float], address: str) -> None:
@@ -382,8 +385,8 @@ def _new_tuner(search: Search, trainable_with_resources, plan: ResourcePlan, ver
             ),
         ),
         run_config=tune.RunConfig(
-            name=Path(search.experiment_dir).name,
-            storage_path=str(Path(search.experiment_dir).parent),
+            name=storage.name(search.experiment_dir),
+            storage_path=storage.parent(search.experiment_dir),  # a directory, or a URI (s3://...)
             verbose=2 if verbose else 1,
             log_to_file=True,  # each trial driver's stdout/stderr go to files in its directory,
             sync_config=tune.SyncConfig(sync_artifacts=True),  # copied there from Ray's working dir
@@ -415,14 +418,21 @@ def _searcher(search: Search, max_concurrent: int, verbose: int):
     return BasicVariantGenerator(random_state=search.seed, max_concurrent=max_concurrent)
 
 
-def _finish(search: Search, experiment: Path, elapsed: float) -> int:
-    """Write and print the ranked table; score the best checkpoint on the test split."""
-    table = experiment_table(experiment)  # from the trials' files, as `python -m raydream.results` reads them
-    csv_path = write_text_atomic(experiment / RANKED_CSV, table.to_csv(index=False))
+def _finish(search: Search, elapsed: float) -> int:
+    """Write and print the ranked table; score the best checkpoint on the test split.
+
+    An experiment in an object store is first mirrored here (the trials' files and kept
+    checkpoints), and the table is uploaded next to it.
+    """
+    experiment = search.experiment_dir
+    # From the trials' files, as `python -m raydream.results` reads them.
+    local = local_experiment(experiment)
+    table = experiment_table(local)
+    csv_path = storage.write_text(storage.join(experiment, RANKED_CSV), table.to_csv(index=False))
     print("\nTrials ranked by best validation R^2:")
     print(format_table(table))
     print(f"\nranked table: {csv_path}")
-    unfinished = [s for s, _ in trial_states(experiment).values() if s in ("PENDING", "RUNNING", "PAUSED")]
+    unfinished = [s for s, _ in trial_states(local).values() if s in ("PENDING", "RUNNING", "PAUSED")]
     out_of_time = search.time_budget is not None and elapsed >= search.time_budget
     if unfinished and not out_of_time:
         print(f"raydream: search interrupted with {len(unfinished)} trial(s) unfinished; continue it with:\n"
@@ -433,7 +443,7 @@ def _finish(search: Search, experiment: Path, elapsed: float) -> int:
         raise RayDreamError(f"no trial reported a validation score; see {experiment}")
     print(f"best trial: {best['trial']} (val R^2 {best['best_val_r2']:.4f} at epoch {best['best_epoch']})")
     print(f"best checkpoint: {best['checkpoint']}")
-    test = _test_score(best["checkpoint"], Path(search.data))
+    test = _test_score(best["checkpoint"], search.data)
     if test:
         print("best checkpoint on the held-out test split: "
               + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))

@@ -12,6 +12,9 @@ import torch
 # raydream runs Ray Train V2 (python -m raydream.tune sets this too); tests that build a
 # trainer in this process need it before anything imports ray.train.
 os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+# Object-store tests talk to a local moto S3 server (see `s3_uri`). These fake credentials are
+# set before any Ray node starts, so Ray's workers, which inherit this environment, use them.
+os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_EC2_METADATA_DISABLED="true")
 
 LEFT_FLANK = "TGCATTTTTTTCACATC"
 RIGHT_FLANK = "GGTTACGGCTGTT"
@@ -51,3 +54,28 @@ def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
     cache = tmp_path_factory.getbasetemp() / "raydream-cache"
     monkeypatch.setenv("RAYDREAM_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A moto S3 server on a free local port for the whole session: 'http://127.0.0.1:PORT'."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_uri(s3_endpoint, request) -> str:
+    """A new, empty bucket as the URI a user would give: 's3://BUCKET?endpoint_override=...'."""
+    import pyarrow.fs as pafs
+
+    bucket = "raydream-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
+    pafs.S3FileSystem(endpoint_override=s3_endpoint, region="us-east-1", allow_bucket_creation=True).create_dir(bucket)
+    return f"s3://{bucket}?endpoint_override={s3_endpoint}&region=us-east-1"

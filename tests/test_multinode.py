@@ -16,9 +16,11 @@ import pandas as pd
 import pytest
 
 from raydream.checkpoint import load_model, predict_from_checkpoint
-from raydream.data.prepare import read_split, resolve_dataset
+from raydream import storage
+from raydream.data.prepare import default_data_file, prepare_dataset, read_split, resolve_dataset
 from raydream.errors import ConfigError
 from raydream.metrics import regression_metrics
+from raydream.results import local_experiment
 from raydream.tune import require_driver_resource
 
 from test_tune import LIGHTGBM_SPACE, _epochs, _wait_for, kill_group, run_tune
@@ -174,16 +176,23 @@ def test_concurrent_two_worker_trials_survive_losing_a_node_and_validate_exactly
 
 
 @pytest.mark.timeout(300)
-def test_lightgbm_trains_data_parallel_on_two_workers_and_keeps_its_best_checkpoints(cluster, tmp_path):
+def test_lightgbm_trains_data_parallel_on_two_workers_from_and_into_an_object_store(cluster, s3_uri, tmp_path):
+    # Data and results in an S3 bucket (a local moto server) that every node reads and writes,
+    # as on a cloud cluster without a shared filesystem.
+    data, results = storage.join(s3_uri, "dream"), storage.join(s3_uri, "ray_results")
+    prepare_dataset(default_data_file(), data)
     space = tmp_path / "lgb.yaml"
     space.write_text(LIGHTGBM_SPACE.replace("{choice: [0.002, 0.3]}", "0.3"))
     done = run_tune("--space", str(space), "--smoke", "--num-samples", "1", "--max-epochs", "4", "--num-workers", "2",
-                    "--keep-checkpoints", "2", "--address", cluster.address, "--storage-path",
-                    str(tmp_path / "results"), "--name", "lgb", timeout=280)
+                    "--keep-checkpoints", "2", "--address", cluster.address, "--data", data, "--storage-path",
+                    results, "--name", "lgb", timeout=280)
     assert "each trial: 2 CPU for Train workers" in done.stdout
-    table = pd.read_csv(tmp_path / "results" / "lgb" / "ranked_trials.csv")
+    assert f"ranked table: {storage.join(results, 'lgb', 'ranked_trials.csv')}" in done.stdout
+    # Read back as on a laptop: the experiment is mirrored locally, checkpoints included.
+    experiment = local_experiment(storage.join(results, "lgb"))
+    table = pd.read_csv(experiment / "ranked_trials.csv")
     assert table[["status", "epochs"]].values.tolist() == [["completed", 4]]
-    progress = pd.read_csv(next((tmp_path / "results" / "lgb").glob("*/progress.csv")))
+    progress = pd.read_csv(next(experiment.glob("*/progress.csv")))
     assert (progress["workers"] == 2).all()
     # --keep-checkpoints 2: at learning rate 0.3 the R^2 falls epoch after epoch, so the
     # trial keeps epochs 1 and 2 (its best two) and epoch 4 (the latest); with 1, two.
@@ -192,6 +201,7 @@ def test_lightgbm_trains_data_parallel_on_two_workers_and_keeps_its_best_checkpo
     assert len(kept) == 3
     # Every worker validates the whole model on all of the val split: the reported R^2 is
     # that of the checkpoint evaluated in one process.
-    val = read_split(resolve_dataset(None), "val").to_pandas()
+    val = read_split(data, "val").to_pandas()
     preds = predict_from_checkpoint(table.loc[0, "checkpoint"], val["sequence"].to_numpy())
-    assert table.loc[0, "best_val_r2"] == pytest.approx(regression_metrics(val["expression"].to_numpy(), preds)["r2"], abs=1e-6)
+    r2 = regression_metrics(val["expression"].to_numpy(), preds)["r2"]
+    assert table.loc[0, "best_val_r2"] == pytest.approx(r2, abs=1e-6)

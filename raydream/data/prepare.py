@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from raydream import __version__
+from raydream import __version__, storage
 from raydream.data.dream import DreamReader, RowRules, file_sha256
 from raydream.data.splits import SPLITS, SplitFractions, assign_splits
 from raydream.errors import DataError
@@ -123,6 +123,31 @@ def _summarise(lengths: np.ndarray, values: np.ndarray) -> tuple[dict, dict]:
     return histogram, expression
 
 
+def _prepare_to_store(source: str | os.PathLike, out: str, options: PrepareOptions, overwrite: bool,
+                      manifest_extra: dict | None, source_label: str | None) -> dict:
+    """Prepare into a local temporary directory, then upload under the URI `out`: the shards
+    first and the manifest last, so a dataset whose upload stopped has no manifest and is
+    refused by `load_manifest`; a failed upload removes what it wrote."""
+    fs, root = storage.filesystem(out)
+    if storage.is_dir(out):
+        if not overwrite:
+            raise DataError(f"{out}: already holds files (use --overwrite to replace them)")
+        fs.delete_dir_contents(root, missing_dir_ok=True)
+    with tempfile.TemporaryDirectory(prefix="raydream-prepare-") as tmp:
+        local = Path(tmp) / "dataset"
+        manifest = prepare_dataset(source, local, options, manifest_extra=manifest_extra,
+                                   source_label=source_label)
+        text = (local / MANIFEST).read_text()
+        (local / MANIFEST).unlink()
+        try:
+            storage.upload_dir(local, out)
+            storage.write_text(storage.join(out, MANIFEST), text)
+        except BaseException:
+            fs.delete_dir_contents(root, missing_dir_ok=True)
+            raise
+    return manifest
+
+
 def _temporary_sibling(target: Path) -> Path:
     return target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
 
@@ -143,6 +168,8 @@ def prepare_dataset(
     Raises:
         DataError: bad input (naming file and line), or `out` exists and not `overwrite`.
     """
+    if storage.is_remote(out):
+        return _prepare_to_store(source, str(out), options, overwrite, manifest_extra, source_label)
     source, out = Path(source), Path(out)
     if out.exists() and not overwrite:
         raise DataError(f"{out}: output directory already exists (use --overwrite to replace it)")
@@ -273,15 +300,16 @@ def _replace_dir(tmp: Path, out: Path) -> None:
 def load_manifest(root: str | os.PathLike) -> dict:
     """Read and check a prepared dataset's manifest; every listed shard must exist.
 
+    root: a directory, or an object-store URI the dataset was uploaded to (`s3://...`).
+
     Raises:
         DataError: naming the directory or file and what is missing or wrong.
     """
-    root = Path(root)
-    path = root / MANIFEST
-    if not path.is_file():
+    path = storage.join(root, MANIFEST)
+    if not storage.is_file(path):
         raise DataError(f"{root}: not a prepared dataset (no {MANIFEST}); run `python -m raydream.prepare` first")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(storage.read_text(path))
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON ({err})") from None
     version = manifest.get("schema_version") if isinstance(manifest, dict) else None
@@ -290,28 +318,31 @@ def load_manifest(root: str | os.PathLike) -> dict:
     for key in ("rows", "shards", "source"):
         if key not in manifest:
             raise DataError(f"{path}: missing key {key!r}")
+    listed = []
     for split in SPLITS:
         files = manifest["shards"].get(split)
         if not files:
             raise DataError(f"{path}: no shards listed for split {split!r}")
-        for name in files:
-            if not (root / name).is_file():
-                raise DataError(f"{root / name}: shard listed in {MANIFEST} is missing")
+        listed += [storage.join(root, name) for name in files]
+    gone = storage.missing(listed)
+    if gone:
+        raise DataError(f"{gone[0]}: shard listed in {MANIFEST} is missing")
     return manifest
 
 
 def split_files(root: str | os.PathLike, split: str) -> list[str]:
-    """Absolute paths of one split's shards in a prepared dataset."""
-    root = Path(root)
+    """One split's shards in a prepared dataset: absolute paths, or URIs for a stored one."""
     manifest = load_manifest(root)
-    return [str((root / name).resolve()) for name in manifest["shards"][split]]
+    base = storage.resolve(root)
+    return [storage.join(base, name) for name in manifest["shards"][split]]
 
 
 def read_split(root: str | os.PathLike, split: str, columns: tuple[str, ...] = ("sequence", "expression"),
                limit: int = 0) -> pa.Table:
     """One split of a prepared dataset as a pyarrow Table: the given columns, and only the
     first `limit` rows when limit > 0."""
-    table = pq.read_table(split_files(root, split), columns=list(columns))
+    fs, paths = storage.arrow_paths(split_files(root, split))
+    table = pq.read_table(paths, columns=list(columns), filesystem=fs)
     return table.slice(0, limit) if limit else table
 
 
@@ -328,12 +359,16 @@ def cache_root() -> Path:
     return Path(base) / "raydream"
 
 
-def resolve_dataset(data: str | os.PathLike | None, cache_dir: Path | None = None) -> Path:
-    """Turn a `--data` argument into a prepared dataset directory.
+def resolve_dataset(data: str | os.PathLike | None, cache_dir: Path | None = None) -> Path | str:
+    """Turn a `--data` argument into a prepared dataset directory (or URI).
 
-    None means the embedded sample; a directory must hold a prepared dataset; a file is
-    prepared with default options into `cache_dir/datasets/<sha256 prefix>` once, then reused.
+    None means the embedded sample; a directory, or an object-store URI, must hold a
+    prepared dataset; a file is prepared with default options into
+    `cache_dir/datasets/<sha256 prefix>` once, then reused.
     """
+    if data is not None and storage.is_remote(data):
+        load_manifest(data)
+        return storage.resolve(data)
     source = default_data_file() if data is None else Path(data)
     if source.is_dir():
         load_manifest(source)

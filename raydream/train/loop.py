@@ -229,10 +229,14 @@ def trainer_arguments(
     (train split between workers, val read whole and in order by each), and a run config
     (storage_path/run_name). The run keeps only its latest checkpoint: each one is handed to
     Tune, which keeps the trial's best (see `raydream.train.tune_report`)."""
+    from raydream import storage
     from raydream.data.prepare import split_files
 
-    train = ray.data.read_parquet(split_files(setup.data_dir, "train"))
-    val = ray.data.read_parquet(split_files(setup.data_dir, "val"))
+    # Shards are local paths (or on a shared filesystem) or object-store URIs.
+    fs, train_files = storage.arrow_paths(split_files(setup.data_dir, "train"))
+    train = ray.data.read_parquet(train_files, filesystem=fs)
+    fs, val_files = storage.arrow_paths(split_files(setup.data_dir, "val"))
+    val = ray.data.read_parquet(val_files, filesystem=fs)
     if tcfg.train_rows:
         train = train.limit(tcfg.train_rows)
     if tcfg.val_rows:

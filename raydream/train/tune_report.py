@@ -26,6 +26,8 @@ from typing import Any, Callable
 
 from ray.train.v2.api.callback import UserCallback
 
+from raydream import storage
+
 logger = logging.getLogger(__name__)
 
 
@@ -44,7 +46,7 @@ class _ForwardReports(UserCallback):
 def new_run_name(trial_storage: str | Path) -> str:
     """`train` for a trial's first Train run, `train-2`, `train-3`, ... for its restarts."""
     attempt = 1
-    while Path(trial_storage, "train" if attempt == 1 else f"train-{attempt}").exists():
+    while storage.is_dir(storage.join(trial_storage, "train" if attempt == 1 else f"train-{attempt}")):
         attempt += 1
     return "train" if attempt == 1 else f"train-{attempt}"
 
