@@ -58,16 +58,17 @@ def read_sequences(path: str | os.PathLike) -> np.ndarray:
 
 
 def best_checkpoints(experiment: str | os.PathLike, k: int) -> list[str]:
-    """The checkpoints of the k best trials of a search (by best validation R^2).
+    """The checkpoints of the k best trials of a search (by best validation R^2); those of an
+    experiment in an object store are read from its local mirror.
 
     Raises:
         ConfigError: k < 1, or the experiment has fewer than k trials with a checkpoint.
     """
-    from raydream.results import experiment_table
+    from raydream.results import experiment_table, local_experiment
 
     if k < 1:
         raise ConfigError(f"--top-k must be >= 1, got {k}")
-    table = experiment_table(experiment)
+    table = experiment_table(local_experiment(experiment))
     paths = [str(p) for p in table["checkpoint"] if isinstance(p, str) and Path(p).is_dir()][:k]
     if len(paths) < k:
         raise ConfigError(f"{experiment}: {len(paths)} trial(s) with a checkpoint, fewer than --top-k {k}")
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m raydream.predict",
                                 description="Predict expression with a search's best checkpoints (no Ray).")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--experiment", help="experiment directory: use its best trial(s)")
+    source.add_argument("--experiment", help="experiment directory or URI (s3://...): use its best trial(s)")
     source.add_argument("--checkpoint", nargs="+", help="checkpoint directory (several: their mean)")
     p.add_argument("--top-k", type=int, default=1, help="with --experiment: average the best K trials (default 1)")
     p.add_argument("--input", required=True, help="DREAM file or one sequence per line (plain or .gz)")

@@ -51,6 +51,18 @@ def test_best_trial_and_top_k_ensemble_predictions(experiment, tmp_path):
     assert np.allclose([submitted[str(i)] for i in range(12)], (best + second) / 2)
 
 
+def test_an_experiment_in_a_bucket_predicts_as_its_local_copy(experiment, tmp_path, s3_uri):
+    from raydream import storage
+
+    remote = storage.join(s3_uri, "results", "exp")
+    storage.upload_dir(experiment, remote)
+    plain = tmp_path / "seqs.txt"
+    plain.write_text("\n".join(random_promoters(5, seed=2)) + "\n")
+    for source, out in ((str(experiment), "local.tsv"), (remote, "remote.tsv")):
+        assert main(["--experiment", source, "--top-k", "2", "--input", str(plain), "--output", str(tmp_path / out)]) == 0
+    assert (tmp_path / "local.tsv").read_text() == (tmp_path / "remote.tsv").read_text()
+
+
 def test_bad_inputs_and_requests_are_one_error_line(experiment, tmp_path, capsys):
     bad = tmp_path / "bad.txt"
     bad.write_text("ACGT\nACGX\n")

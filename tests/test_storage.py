@@ -137,3 +137,13 @@ def test_results_and_search_records_read_from_a_bucket(s3_uri, tmp_path, capsys)
     search.write()
     again = Search.read(search.experiment_dir)
     assert again.to_record() == search.to_record() and again.experiment_dir == search.experiment_dir
+
+
+def test_a_search_into_an_unreachable_store_stops_before_ray_starts(capsys):
+    from raydream.tune import main
+
+    bad = "s3://nowhere/runs?endpoint_override=http://127.0.0.1:9&region=us-east-1"
+    assert run_cli(main, ["--smoke", "--storage-path", bad, "--name", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "s3://nowhere/runs/x/tuner.pkl?endpoint_override=http://127.0.0.1:9&region=us-east-1: cannot be reached" in err
+    assert "Traceback" not in err

@@ -221,6 +221,26 @@ def density_weights(labels: np.ndarray, tcfg: TrainConfig) -> DensityWeights | N
     return DensityWeights.fit(labels, bins=tcfg.weight_bins, cap=tcfg.weight_cap)
 
 
+def read_shards(data_dir: str, split: str) -> "ray.data.Dataset":
+    """One split of a prepared dataset (local, shared, or object-store shards) as a Ray Dataset.
+
+    Read with Ray Data's first Parquet datasource: the default one in Ray 2.60 starts a pool
+    of 32 footer-reading actors, each a new Python process, every time a dataset is executed
+    (every epoch), even for one shard. On 2 cores that was most of the time of a small
+    trial: a 2-worker LightGBM trial started 59 worker processes, 34 of them footer readers.
+    """
+    from raydream import storage
+    from raydream.data.prepare import split_files
+
+    fs, files = storage.arrow_paths(split_files(data_dir, split))
+    context = ray.data.DataContext.get_current()
+    saved, context.use_datasource_v2 = context.use_datasource_v2, False
+    try:
+        return ray.data.read_parquet(files, filesystem=fs)
+    finally:
+        context.use_datasource_v2 = saved
+
+
 def trainer_arguments(
     setup: TrialSetup, tcfg: TrainConfig, storage_path: str, callbacks: list, gpus_per_worker: float,
     run_name: str = "train"
@@ -229,14 +249,7 @@ def trainer_arguments(
     (train split between workers, val read whole and in order by each), and a run config
     (storage_path/run_name). The run keeps only its latest checkpoint: each one is handed to
     Tune, which keeps the trial's best (see `raydream.train.tune_report`)."""
-    from raydream import storage
-    from raydream.data.prepare import split_files
-
-    # Shards are local paths (or on a shared filesystem) or object-store URIs.
-    fs, train_files = storage.arrow_paths(split_files(setup.data_dir, "train"))
-    train = ray.data.read_parquet(train_files, filesystem=fs)
-    fs, val_files = storage.arrow_paths(split_files(setup.data_dir, "val"))
-    val = ray.data.read_parquet(val_files, filesystem=fs)
+    train, val = read_shards(setup.data_dir, "train"), read_shards(setup.data_dir, "val")
     if tcfg.train_rows:
         train = train.limit(tcfg.train_rows)
     if tcfg.val_rows:
