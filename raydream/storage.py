@@ -209,4 +209,4 @@ def mirror(location: str, local_dir: str | os.PathLike) -> Path:
 def local_mirror_dir(location: str, cache: Path) -> Path:
     """Where `mirror` keeps a local copy of a URI: cache/mirrors/SCHEME/BUCKET/PREFIX."""
     scheme, _, rest = _split_query(location)[0].partition("://")
-    return cache / "mirrors" / scheme / rest
+    return cache / "mirrors" / scheme / rest.lstrip("/")  # file:///a/b: never /a/b itself

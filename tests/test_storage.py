@@ -98,6 +98,11 @@ def test_a_dataset_prepared_into_a_bucket_reads_as_the_local_one(s3_uri, dream_f
     assert read_split(remote, "train", limit=7).num_rows == 7
     with pytest.raises(DataError, match="already holds files"):
         prepare_dataset(dream_file, remote, options)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ACGT\tnot-a-number\n")
+    with pytest.raises(DataError, match="bad.txt"):
+        prepare_dataset(bad, remote, options, overwrite=True)
+    assert read_split(remote, "val").equals(read_split(local, "val"))  # bad input kept the dataset
     # An upload that stopped before its manifest is not a dataset; a lost shard is named.
     fs, root = storage.filesystem(remote)
     fs.delete_file(f"{root}/train/part-00000.parquet")
@@ -125,6 +130,8 @@ def test_results_and_search_records_read_from_a_bucket(s3_uri, tmp_path, capsys)
     local_out = capsys.readouterr().out
     assert main([f"file://{src}"]) == 0  # any URI pyarrow resolves is read through a mirror
     assert capsys.readouterr().out == local_out
+    assert storage.local_mirror_dir(f"file://{src}", tmp_path / "cache") == tmp_path / "cache" / "mirrors" / "file" / str(
+        src).lstrip("/")
     assert main([remote, "--csv", str(tmp_path / "t.csv")]) == 0
     captured = capsys.readouterr()
     assert captured.out == local_out and f"{remote} copied to" in captured.err

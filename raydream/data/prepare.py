@@ -127,12 +127,12 @@ def _prepare_to_store(source: str | os.PathLike, out: str, options: PrepareOptio
                       manifest_extra: dict | None, source_label: str | None) -> dict:
     """Prepare into a local temporary directory, then upload under the URI `out`: the shards
     first and the manifest last, so a dataset whose upload stopped has no manifest and is
-    refused by `load_manifest`; a failed upload removes what it wrote."""
+    refused by `load_manifest`; a failed upload removes what it wrote. With `overwrite`, what
+    `out` held is deleted only once the new dataset is ready to upload (bad input keeps it)."""
     fs, root = storage.filesystem(out)
-    if storage.is_dir(out):
-        if not overwrite:
-            raise DataError(f"{out}: already holds files (use --overwrite to replace them)")
-        fs.delete_dir_contents(root, missing_dir_ok=True)
+    held = storage.is_dir(out)
+    if held and not overwrite:
+        raise DataError(f"{out}: already holds files (use --overwrite to replace them)")
     with tempfile.TemporaryDirectory(prefix="raydream-prepare-") as tmp:
         local = Path(tmp) / "dataset"
         manifest = prepare_dataset(source, local, options, manifest_extra=manifest_extra,
@@ -140,6 +140,8 @@ def _prepare_to_store(source: str | os.PathLike, out: str, options: PrepareOptio
         text = (local / MANIFEST).read_text()
         (local / MANIFEST).unlink()
         try:
+            if held:
+                fs.delete_dir_contents(root, missing_dir_ok=True)
             storage.upload_dir(local, out)
             storage.write_text(storage.join(out, MANIFEST), text)
         except BaseException:
