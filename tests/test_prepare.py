@@ -182,3 +182,23 @@ def test_cli_runs_as_a_module(tmp_path, dream_file):
     assert done.returncode == 0, done.stderr
     assert "200 rows" in done.stdout
     assert load_manifest(out)["options"]["val_fraction"] == 0.25
+
+
+def test_row_summary_in_blocks_matches_numpy_on_all_rows():
+    from raydream.data.prepare import QUANTILE_STEP, QUANTILES, RowSummary
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([np.round(rng.uniform(0, 17, 50_000), 6), rng.integers(0, 18, 30_000).astype(float)])
+    values = rng.permutation(values)
+    lengths = rng.integers(100, 112, len(values))
+    summary = RowSummary()
+    summary.add(lengths[:0], values[:0])  # an empty block is fine
+    for start in range(0, len(values), 7001):
+        summary.add(lengths[start:start + 7001], values[start:start + 7001])
+    histogram, expression = summary.manifest_entries()
+    assert histogram == {str(n): int(c) for n, c in enumerate(np.bincount(lengths)) if c}
+    for q, exact in zip(QUANTILES, np.quantile(values, QUANTILES)):
+        assert expression["quantiles"][str(q)] == pytest.approx(exact, abs=QUANTILE_STEP / 2)
+    assert expression["mean"] == pytest.approx(values.mean(), rel=1e-12)
+    assert expression["std"] == pytest.approx(values.std(), rel=1e-12)
+    assert expression["whole_number_fraction"] == np.mean(values == np.floor(values))

@@ -42,6 +42,7 @@ SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 SHARD_SCHEMA = pa.schema([("sequence", pa.string()), ("expression", pa.float64())])
 QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
+QUANTILE_STEP = 0.001  # expression quantiles are exact to within half of this
 
 
 @dataclass(frozen=True)
@@ -108,19 +109,63 @@ class _ShardWriter:
         self.close()
 
 
-def _summarise(lengths: np.ndarray, values: np.ndarray) -> tuple[dict, dict]:
-    counts = np.bincount(lengths) if len(lengths) else np.zeros(0, dtype=np.int64)
-    histogram = {str(n): int(c) for n, c in enumerate(counts) if c}
-    if len(values) == 0:
-        return histogram, {}
-    quantiles = np.quantile(values, QUANTILES)
-    expression = {
-        "quantiles": {str(q): float(v) for q, v in zip(QUANTILES, quantiles)},
-        "mean": float(values.mean()),
-        "std": float(values.std()),
-        "whole_number_fraction": float(np.mean(values == np.floor(values))),
-    }
-    return histogram, expression
+class RowSummary:
+    """The length histogram and expression statistics of a file's valid rows, added block by
+    block in memory that does not grow with the file.
+
+    Quantiles come from counts of the values rounded to QUANTILE_STEP (DREAM values lie in
+    0-17: at most 17,001 counts), so they are exact to within half a step; the mean and
+    standard deviation (blocks merged with Chan et al.'s pairwise update) and the fraction
+    of whole numbers are exact.
+    """
+
+    def __init__(self) -> None:
+        self.length_counts = np.zeros(0, dtype=np.int64)
+        self.keys = np.zeros(0, dtype=np.int64)  # values / QUANTILE_STEP, rounded; sorted
+        self.counts = np.zeros(0, dtype=np.int64)
+        self.n, self.mean, self.m2, self.whole = 0, 0.0, 0.0, 0
+
+    def add(self, lengths: np.ndarray, values: np.ndarray) -> None:
+        counts = np.bincount(lengths)
+        if len(counts) > len(self.length_counts):
+            self.length_counts = np.pad(self.length_counts, (0, len(counts) - len(self.length_counts)))
+        self.length_counts[: len(counts)] += counts
+        if not len(values):
+            return
+        keys, key_counts = np.unique(np.round(values / QUANTILE_STEP).astype(np.int64), return_counts=True)
+        merged, where = np.unique(np.concatenate([self.keys, keys]), return_inverse=True)
+        self.counts = np.bincount(where, weights=np.concatenate([self.counts, key_counts]),
+                                  minlength=len(merged)).astype(np.int64)
+        self.keys = merged
+        n, mean = len(values), float(values.mean())
+        m2 = float(((values - mean) ** 2).sum())
+        total = self.n + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.n * n / total
+        self.n = total
+        self.whole += int(np.count_nonzero(values == np.floor(values)))
+
+    def quantile(self, q: float) -> float:
+        """As numpy's default (linear) quantile of the rounded values."""
+        position = q * (self.n - 1)
+        below, above = int(np.floor(position)), int(np.ceil(position))
+        ends = np.cumsum(self.counts)
+        low, high = (self.keys[np.searchsorted(ends, r, side="right")] * QUANTILE_STEP for r in (below, above))
+        return round(float(low + (high - low) * (position - below)), 6)
+
+    def manifest_entries(self) -> tuple[dict, dict]:
+        """(length_histogram, expression) as the manifest records them."""
+        histogram = {str(n): int(c) for n, c in enumerate(self.length_counts) if c}
+        if self.n == 0:
+            return histogram, {}
+        expression = {
+            "quantiles": {str(q): self.quantile(q) for q in QUANTILES},
+            "mean": self.mean,
+            "std": float(np.sqrt(self.m2 / self.n)),
+            "whole_number_fraction": self.whole / self.n,
+        }
+        return histogram, expression
 
 
 def _prepare_to_store(source: str | os.PathLike, out: str, options: PrepareOptions, overwrite: bool,
@@ -197,7 +242,7 @@ def _write_split_tables(writers: list[_ShardWriter], table: pa.Table, split: np.
 def _write_shards(source: Path, root: Path, options: PrepareOptions, extra: dict, label: str | None) -> dict:
     reader = DreamReader(source, options.rules, skip_invalid=options.skip_invalid)
     writers = [_ShardWriter(root, split, options.rows_per_shard) for split in SPLITS]
-    lengths, values = [], []
+    summary = RowSummary()
     # Parquet encoding of block k (a thread; pyarrow releases the GIL) overlaps parsing and
     # validating block k+1. At most one write is in flight, which bounds memory.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as pool:
@@ -208,8 +253,7 @@ def _write_shards(source: Path, root: Path, options: PrepareOptions, extra: dict
                     continue
                 sequences = table.column("sequence").combine_chunks()
                 split = assign_splits(sequences, options.fractions, options.split_seed)
-                lengths.append(pc.binary_length(sequences).to_numpy().astype(np.int32))
-                values.append(table.column("expression").to_numpy())
+                summary.add(pc.binary_length(sequences).to_numpy(), table.column("expression").to_numpy())
                 if pending is not None:
                     pending.result()
                 pending = pool.submit(_write_split_tables, writers, table, split)
@@ -223,10 +267,7 @@ def _write_shards(source: Path, root: Path, options: PrepareOptions, extra: dict
     valid, skipped = sum(w.rows for w in writers), reader.skipped
     if valid == 0:
         raise DataError(f"{source}: no valid rows ({skipped} skipped as invalid)")
-    histogram, expression = _summarise(
-        np.concatenate(lengths) if lengths else np.zeros(0, np.int32),
-        np.concatenate(values) if values else np.zeros(0),
-    )
+    histogram, expression = summary.manifest_entries()
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "created_by": f"raydream {__version__}",
