@@ -9,7 +9,7 @@ process so that its peak resident memory is its own:
 * bare: `pyarrow.csv.read_csv` of the whole file and one `pyarrow.parquet.write_table`
   (zstd), no validation.
 
-Both again on the first eighth of the file show how peak memory grows with file size.
+Both again on the first half of the file show how peak memory grows with file size.
 Prints seconds, rows/s, peak RSS and the ratios. Goal: raydream at most 2x the bare time,
 with peak memory that does not grow with the file.
 
@@ -84,28 +84,28 @@ def main() -> None:
         # Generated in a child too: a child's peak RSS counts the pages it shares with this
         # process between fork and exec, so this process must stay small.
         generate_s, _ = run_child(["-c", GENERATE, str(rows), str(args.seed), str(full)])
-        eighth = work / "eighth.txt"
-        with open(full) as src, open(eighth, "w") as dst:
-            dst.writelines(itertools.islice(src, max(rows // 8, 1)))
+        half = work / "half.txt"
+        with open(full) as src, open(half, "w") as dst:
+            dst.writelines(itertools.islice(src, max(rows // 2, 1)))
         # Peak RSS is read per child with wait4, so the order of the runs does not matter;
         # the smaller file goes first to warm the page cache and imports for both.
-        small = measure(eighth, work)
+        small = measure(half, work)
         big = measure(full, work)
         size_mb = full.stat().st_size / 1e6
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; python "
           f"{platform.python_version()}")
-    print(f"file: {rows:,} rows, {size_mb:.1f} MB (generated in {generate_s:.1f} s); its first eighth: "
-          f"{max(rows // 8, 1):,} rows")
-    print(f"{'ingest of the whole file':<40}{'s':>8}{'rows/s':>12}{'peak MB':>10}{'eighth: peak MB':>17}")
+    print(f"file: {rows:,} rows, {size_mb:.1f} MB (generated in {generate_s:.1f} s); its first half: "
+          f"{max(rows // 2, 1):,} rows")
+    print(f"{'ingest of the whole file':<40}{'s':>8}{'rows/s':>12}{'peak MB':>10}{'half: peak MB':>15}")
     for name, label in (("raydream", "raydream.prepare (validate, split)"), ("bare", "pyarrow read_csv + write_table")):
         seconds, peak = big[name]
-        print(f"{label:<40}{seconds:>8.2f}{rows / seconds:>12,.0f}{peak:>10.0f}{small[name][1]:>17.0f}")
+        print(f"{label:<40}{seconds:>8.2f}{rows / seconds:>12,.0f}{peak:>10.0f}{small[name][1]:>15.0f}")
     time_ratio = big["raydream"][0] / big["bare"][0]
     print(f"raydream.prepare takes {time_ratio:.2f}x the bare read/write time (goal: at most 2x)")
     for name in ("raydream", "bare"):
         print(f"{name}: peak memory on the whole file is {big[name][1] / small[name][1]:.2f}x that on its "
-              f"first eighth")
+              f"first half")
 
 
 if __name__ == "__main__":
