@@ -264,13 +264,24 @@ def load_space(name_or_path: str) -> SearchSpace:
     return parse_space(path.read_text(), path)
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error on one line: where (1-based line and column) and what."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    if mark is None:
+        return f"YAML syntax error: {problem}"
+    context = getattr(err, "context", None)
+    return (f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+            + (f" ({context})" if context else ""))
+
+
 def parse_space(text: str, path: str | os.PathLike) -> SearchSpace:
     """Validate a space's YAML text; `path` names it in errors (see `load_space`)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: YAML syntax error: {err}") from None
+        raise ConfigError(f"{path}: {_yaml_problem(err)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)}")
     for key in raw:

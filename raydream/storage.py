@@ -99,8 +99,9 @@ def is_dir(location: str | os.PathLike) -> bool:
     return _info(location).type == pafs.FileType.Directory
 
 
-def missing(locations: list[str]) -> list[str]:
-    """Those of `locations` that are not files (one listing call per filesystem)."""
+def file_sizes(locations: list[str]) -> list[int | None]:
+    """The size in bytes of each of `locations` (all in one filesystem), None where it is not a
+    file; one call to the filesystem."""
     if not locations:
         return []
     fs, _ = filesystem(locations[0])
@@ -109,7 +110,12 @@ def missing(locations: list[str]) -> list[str]:
         infos = fs.get_file_info(paths)
     except OSError as err:
         raise DataError(f"{locations[0]}: cannot be reached ({err})") from None
-    return [loc for loc, info in zip(locations, infos) if info.type != pafs.FileType.File]
+    return [info.size if info.type == pafs.FileType.File else None for info in infos]
+
+
+def missing(locations: list[str]) -> list[str]:
+    """Those of `locations` that are not files."""
+    return [loc for loc, size in zip(locations, file_sizes(locations)) if size is None]
 
 
 def read_text(location: str | os.PathLike) -> str:

@@ -247,7 +247,7 @@ def _new_search(args: argparse.Namespace) -> Search:
     from raydream.data.prepare import load_manifest, resolve_dataset
 
     data_dir = resolve_dataset(args.data)
-    rows = load_manifest(data_dir)["rows"]
+    rows = load_manifest(data_dir, verify=True)["rows"]
     if rows["train"] < 2 or rows["val"] < 2:
         raise ConfigError(f"{data_dir}: needs >= 2 training and validation rows, has {rows['train']} and {rows['val']}")
     name = args.name or f"{space.path.stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -290,7 +290,7 @@ def _recorded_search(args: argparse.Namespace, given: set[str]) -> Search:
             )
     from raydream.data.prepare import load_manifest
 
-    load_manifest(search.data)  # the prepared data the search trained on must still be there
+    load_manifest(search.data, verify=True)  # the prepared data the search trained on must still be there
     if not Tuner.can_restore(directory):
         raise ConfigError(f"{directory}: holds no Tune experiment state to resume (the search stopped before it "
                           f"began); start it again instead")

@@ -20,8 +20,7 @@ from raydream.data.prepare import (
     split_files,
 )
 from raydream.data.splits import SplitFractions
-from raydream.errors import DataError, run_cli
-from raydream.prepare import main as prepare_main
+from raydream.errors import DataError
 
 from conftest import random_promoters, write_dream
 
@@ -90,48 +89,7 @@ def test_skip_invalid_counts_bad_rows(tmp_path):
     assert manifest["rows"]["read"] == 6
 
 
-# (file content, expected words in the error, line number or None)
-BAD_INPUTS = {
-    "empty": ("", "file is empty", None),
-    "header": (f"sequence\texpression\n{GOOD[0]}\t1\n", "looks like a header", 1),
-    "comma_separator": (f"{GOOD[0]}\t1\n{GOOD[1]},2\n", "separated by a comma, expected a TAB", 2),
-    "space_separator": (f"{GOOD[0]} 1\n", "separated by a space", 1),
-    "three_columns": (f"{GOOD[0]}\t1\n{GOOD[1]}\t2\t3\n", "found 3", 2),
-    "one_column": (f"{GOOD[0]}\t1\n{GOOD[1]}\n", "found 1", 2),
-    "bad_character": (f"{GOOD[0]}\t1\n{GOOD[1]}\t2\n{GOOD[2][:50]}X{GOOD[2][51:]}\t3\n", "'X'", 3),
-    "too_short": (f"{GOOD[0]}\t1\nACGTACGT\t2\n", "length 8 is outside the allowed 80-150", 2),
-    "too_long": (f"{'A' * 151}\t1\n", "length 151", 1),
-    "not_a_number": (f"{GOOD[0]}\t1\n{GOOD[1]}\thigh\n", "'high' is not a finite number", 2),
-    "infinite": (f"{GOOD[0]}\tinf\n", "'inf' is not a finite number", 1),
-    "empty_line": (f"{GOOD[0]}\t1\n\n{GOOD[1]}\t2\n", "empty line", 2),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_bad_input_gets_one_clear_error_and_leaves_no_output(tmp_path, case, capsys):
-    content, words, line = BAD_INPUTS[case]
-    src = tmp_path / "bad.txt"
-    src.write_text(content)
-    out = tmp_path / "ds"
-    code = run_cli(prepare_main, [str(src), "--out", str(out)])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.count("\n") == 1 and err.startswith("error: ")
-    assert str(src) in err and words in err
-    if line is not None:
-        assert f"line {line}:" in err
-    assert "Traceback" not in err
-    assert not out.exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["bad.txt"]  # no temporary leftovers
-
-
-def test_truncated_gzip_is_a_clear_error(tmp_path):
-    data = gzip.compress("".join(f"{s}\t1\n" for s in random_promoters(2000)).encode())
-    src = tmp_path / "cut.txt.gz"
-    src.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataError, match="cut.txt.gz: cannot read"):
-        prepare_dataset(src, tmp_path / "ds")
-    assert not (tmp_path / "ds").exists()
+# Every malformed DREAM file, as files: tests/data/bad/ and tests/test_bad_inputs.py.
 
 
 def test_existing_output_is_kept_unless_overwrite(tmp_path, dream_file):

@@ -292,6 +292,8 @@ def _write_shards(source: Path, root: Path, options: PrepareOptions, extra: dict
             **{w.split: w.rows for w in writers},
         },
         "shards": {w.split: w.files for w in writers},
+        "checksums": {name: {"bytes": (root / name).stat().st_size, "sha256": file_sha256(root / name)}
+                      for w in writers for name in w.files},
         "columns": {f.name: str(f.type) for f in SHARD_SCHEMA},
         "length_histogram": histogram,
         "expression": expression,
@@ -340,10 +342,14 @@ def _replace_dir(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def load_manifest(root: str | os.PathLike) -> dict:
-    """Read and check a prepared dataset's manifest; every listed shard must exist.
+def load_manifest(root: str | os.PathLike, verify: bool = False) -> dict:
+    """Read and check a prepared dataset's manifest: every listed shard must exist, with the
+    size the manifest records.
 
     root: a directory, or an object-store URI the dataset was uploaded to (`s3://...`).
+    verify: also hash every local shard against the manifest's sha256 and read its Parquet
+        footer (a search does this once, before Ray starts); stored shards are checked by
+        size only, which needs no download.
 
     Raises:
         DataError: naming the directory or file and what is missing or wrong.
@@ -361,16 +367,35 @@ def load_manifest(root: str | os.PathLike) -> dict:
     for key in ("rows", "shards", "source"):
         if key not in manifest:
             raise DataError(f"{path}: missing key {key!r}")
-    listed = []
+    names = []
     for split in SPLITS:
         files = manifest["shards"].get(split)
         if not files:
             raise DataError(f"{path}: no shards listed for split {split!r}")
-        listed += [storage.join(root, name) for name in files]
-    gone = storage.missing(listed)
-    if gone:
-        raise DataError(f"{gone[0]}: shard listed in {MANIFEST} is missing")
+        names += files
+    listed = [storage.join(root, name) for name in names]
+    recorded = manifest.get("checksums") or {}  # manifests of earlier versions have none
+    for name, shard, size in zip(names, listed, storage.file_sizes(listed)):
+        if size is None:
+            raise DataError(f"{shard}: shard listed in {MANIFEST} is missing")
+        expected = recorded.get(name, {})
+        if "bytes" in expected and size != expected["bytes"]:
+            raise DataError(f"{shard}: {size} bytes, {MANIFEST} records {expected['bytes']}: the shard changed "
+                            f"after it was prepared; prepare the dataset again")
+        if verify and not storage.is_remote(root):
+            _verify_shard(shard, expected.get("sha256"))
     return manifest
+
+
+def _verify_shard(shard: str, sha256: str | None) -> None:
+    """Check a local shard's bytes against the manifest's checksum, and that it is Parquet."""
+    if sha256 is not None and file_sha256(shard) != sha256:
+        raise DataError(f"{shard}: its sha256 no longer matches {MANIFEST}: the shard changed after it was "
+                        f"prepared; prepare the dataset again")
+    try:
+        pq.read_metadata(shard)
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"{shard}: not a readable Parquet file ({err}); prepare the dataset again") from None
 
 
 def split_files(root: str | os.PathLike, split: str) -> list[str]:
