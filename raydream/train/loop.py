@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -132,8 +133,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
         "steps_per_epoch" (batches per worker per epoch, for per-batch schedules),
         "torch_threads", "weights" (DensityWeights for the loss, or None) and
         "resume_checkpoint" (a `ray.train.Checkpoint` to go on from, or None).
-    Reports per epoch: epoch, train_loss, val_r2, val_pearson, val_spearman, val_mse, lr, and
-    a checkpoint (Ray keeps the best by val_r2 and the latest).
+    Reports per epoch: epoch, train_loss, val_r2, val_pearson, val_spearman, val_mse, lr,
+    optimizer (the recipe's phase), train_samples_per_s (training rows of all workers per
+    second of the epoch's training pass: reading, encoding and steps), and a checkpoint
+    (Ray keeps the best by val_r2 and the latest).
     """
     name = loop_config["model"]
     tcfg = from_dict(TrainConfig, loop_config["train"], "train")
@@ -170,7 +173,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
     for epoch in range(start_epoch, tcfg.max_epochs + 1):
         recipe.start_epoch(epoch)
         batches = epoch_batches(train_shard, tcfg, epoch, rank)
+        started = time.perf_counter()
         loss_sum, count = train_epoch(model, recipe, batches, tcfg, device, generator, loop_config.get("weights"))
+        train_s = time.perf_counter() - started  # reading, encoding and steps, validation excluded
         loss_sum, count = _sum_across_workers(loss_sum, count)
 
         evaluated = recipe.eval_model(raw, train_inputs)
@@ -188,6 +193,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             **{f"val_{k}": v for k, v in scores.items()},
             "lr": recipe.lr,
             "optimizer": recipe.phase,
+            "train_samples_per_s": count / max(train_s, 1e-9),  # all workers' rows / this worker's time
         }
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
