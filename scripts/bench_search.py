@@ -51,6 +51,10 @@ train:
   rc_augment: true
 """
 
+# Ranked-table columns that are results, not the sampled configuration.
+NOT_CONFIG = {"rank", "trial", "best_val_r2", "best_epoch", "val_pearson", "val_spearman", "val_mse", "epochs",
+              "status", "failures", "checkpoint"}
+
 
 def search(label: str, work: Path, data: Path, space: Path, samples: int, epochs: int, grace: int,
            factor: int, seed: int) -> dict:
@@ -70,9 +74,6 @@ def search(label: str, work: Path, data: Path, space: Path, samples: int, epochs
                               for row in table.drop(columns=[c for c in table.columns if c in NOT_CONFIG])
                               .to_dict("records"))}
 
-
-NOT_CONFIG = {"rank", "trial", "best_val_r2", "best_epoch", "val_pearson", "val_spearman", "val_mse", "epochs",
-              "status", "failures", "checkpoint"}
 
 
 def main() -> None:
