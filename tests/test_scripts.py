@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 SCRIPTS = sorted((Path(__file__).resolve().parents[1] / "scripts").glob("*.py"))
-# Seconds allowed: the search benchmark runs two small searches (two Ray starts, four Train runs).
+# Seconds allowed: the search benchmark runs two small searches (two Ray starts, two Train runs).
 LIMITS = {"bench_search.py": 300}
 
 
