@@ -113,10 +113,6 @@ def file_sizes(locations: list[str]) -> list[int | None]:
     return [info.size if info.type == pafs.FileType.File else None for info in infos]
 
 
-def missing(locations: list[str]) -> list[str]:
-    """Those of `locations` that are not files."""
-    return [loc for loc, size in zip(locations, file_sizes(locations)) if size is None]
-
 
 def read_text(location: str | os.PathLike) -> str:
     fs, path = filesystem(location)

@@ -37,7 +37,7 @@ def test_text_files_and_listing_in_a_bucket(s3_uri):
     assert storage.read_text(path) == "résumé"
     assert storage.is_file(path) and storage.is_dir(storage.join(s3_uri, "exp"))
     other = storage.join(s3_uri, "exp", "gone.txt")
-    assert storage.missing([path, other]) == [other]
+    assert storage.file_sizes([path, other]) == [len("résumé".encode()), None]
     fs, paths = storage.arrow_paths([path])
     assert isinstance(fs, pafs.S3FileSystem) and paths == [storage.filesystem(path)[1]]
     with pytest.raises(DataError, match="cannot be read"):
