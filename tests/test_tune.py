@@ -253,67 +253,6 @@ def _epochs(trial_dir: Path) -> list[int]:
     return pd.read_csv(progress)["epoch"].tolist() if progress.is_file() and progress.stat().st_size else []
 
 
-@pytest.mark.ray
-@pytest.mark.timeout(420)
-def test_readme_smoke_search_interrupted_by_ctrl_c_resumes_and_its_results_and_plots_read_back(tmp_path):
-    # The README's `--space resnet --smoke`: 2 trials that run one after another on 2 CPUs
-    # (where a finished trial that never released its resources would hang the next),
-    # stopped by Ctrl-C in the second trial and resumed.
-    import signal
-
-    experiment = tmp_path / "results" / "cut"
-    log = tmp_path / "first.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "raydream.tune", "--space", "resnet", "--smoke", "--grace-period", "2", "--seed", "3", "--storage-path", str(tmp_path / "results"), "--name", "cut"],
-            stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )
-        try:
-            def second_trial_reported() -> bool:
-                trials = sorted(experiment.glob("run_trial_*"))
-                return len(trials) >= 2 and len(_epochs(trials[0])) == 2 and len(_epochs(trials[1])) == 1
-            _wait_for(second_trial_reported, proc, log, timeout=240)
-            proc.send_signal(signal.SIGINT)  # Ctrl-C
-            proc.wait(timeout=120)
-        finally:
-            kill_group(proc)
-    out = log.read_text()
-    assert proc.returncode == 130, out[-3000:]
-    assert "ASHA cannot stop a trial early" in out  # grace period 2 = the smoke run's 2 epochs: no early stop
-    assert "by random search" in out
-    assert f"python -m raydream.tune --resume {experiment}" in out
-    first, second = sorted(experiment.glob("run_trial_*"))
-    first_history = _epochs(first)
-    assert _epochs(second) == [1]
-    table = subprocess.run([sys.executable, "-m", "raydream.results", str(experiment)], capture_output=True, text=True)
-    assert "interrupted" in table.stdout, table.stdout + table.stderr
-    assert list(first.glob("events.out.tfevents.*"))  # TensorBoard logs, where Tune writes them
-    assert (first / "stderr").is_file()  # the trial driver's output
-
-    done = run_tune("--resume", str(experiment), "--space", "resnet", timeout=300)
-    assert "resuming" in done.stdout and "Trials ranked by best validation R^2" in done.stdout
-    table = pd.read_csv(experiment / "ranked_trials.csv")
-    assert len(table) == 2 and set(table["status"]) == {"completed"}, table
-    assert {"channels", "kernel_size", "num_blocks", "lr", "weight_decay", "switch_epoch", "batch_size"} <= set(table.columns)
-    assert table["best_val_r2"].is_monotonic_decreasing
-    assert _epochs(first) == first_history  # the finished trial was not rerun
-    assert _epochs(second) == [1, 2]  # the cut trial went on from its last checkpoint, not from epoch 1
-    best = Path(table.loc[0, "checkpoint"])
-    assert best.is_relative_to(experiment)
-    model, meta = load_model(best)
-    assert meta["model"] == "resnet" and meta["metrics"]["val_r2"] == pytest.approx(table.loc[0, "best_val_r2"])
-    assert "best checkpoint on the held-out test split" in done.stdout
-
-    # Reading it back without Ray: the ranked table and the plots.
-    shown = subprocess.run([sys.executable, "-m", "raydream.results", str(experiment), "--top", "1"],
-                           capture_output=True, text=True)
-    assert shown.returncode == 0 and len(shown.stdout.splitlines()) == 2, shown.stderr
-    plots = subprocess.run([sys.executable, "-m", "raydream.report", str(experiment)], capture_output=True, text=True)
-    assert plots.returncode == 0, plots.stderr
-    for name in ["pred_vs_measured", "learning_curves", "best_so_far", "hyperparameters"]:
-        assert (experiment / "report" / f"{name}.png").stat().st_size > 10_000
-
-
 def test_resume_refuses_a_changed_space_a_missing_experiment_and_new_settings(tmp_path, capsys):
     from raydream.data.prepare import resolve_dataset
     from raydream.plan import Search

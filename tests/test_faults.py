@@ -1,0 +1,169 @@
+"""What a search survives, run as a user runs it, and every entry point under a hard timeout.
+
+One search (the README's `--space resnet --smoke`, on data prepared by `python -m
+raydream.prepare`) is put through two faults: its first trial's Train worker process is
+killed (SIGKILL) mid-run, and the whole search is stopped by Ctrl-C during the second trial.
+`--resume` then finishes it, and `results`, `report`, `predict` and `evaluate` read what it
+left. Every command is a subprocess with a timeout, so a hang fails the test instead of
+stalling CI.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from raydream.checkpoint import load_model
+from raydream.data.prepare import default_data_file, read_split
+
+from test_tune import _epochs, _wait_for, kill_group
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(480),
+              pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes in /proc (Linux)")]
+
+# Seconds any one command may take: the non-Ray tools load a model or read a table (a few
+# seconds each); a search or its resume runs 2 trials of 3 epochs on 1,024 rows.
+TOOL_TIMEOUT = 120
+SEARCH_TIMEOUT = 300
+EPOCHS = 3
+
+
+def cli(module: str, *args: str, timeout: int = TOOL_TIMEOUT) -> subprocess.CompletedProcess:
+    """`python -m raydream.MODULE ARGS` as a user runs it, killed after `timeout` seconds."""
+    return subprocess.run([sys.executable, "-m", f"raydream.{module}", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def kill_train_workers(session: int) -> list[int]:
+    """SIGKILL every Ray Train worker process in a session (the search's, started with
+    start_new_session=True): found by the title Ray gives its actor processes."""
+    killed = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            title = (proc / "cmdline").read_bytes().split(b"\0")[0]
+            if title.startswith(b"ray::RayTrainWorker") and os.getsid(int(proc.name)) == session:
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(int(proc.name))
+        except (OSError, ProcessLookupError):  # gone meanwhile
+            continue
+    return killed
+
+
+@dataclass
+class Survivor:
+    data: Path
+    experiment: Path
+    first_run: str  # output of the search up to Ctrl-C
+    killed: list[int]  # Train worker processes killed in the first trial
+    at_ctrl_c: dict[str, list[int]]  # trial directory -> epochs reported before Ctrl-C
+    interrupted_table: str  # `raydream.results` on the interrupted experiment
+    resumed: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module")
+def survivor(tmp_path_factory) -> Survivor:
+    tmp = tmp_path_factory.mktemp("faults")
+    data = tmp / "data"
+    prepared = cli("prepare", default_data_file(), "--out", data)
+    assert prepared.returncode == 0 and "wrote" in prepared.stdout, prepared.stderr
+    experiment, log = tmp / "results" / "cut", tmp / "first.log"
+    # Grace period = epochs: ASHA stops nothing, so both trials run every epoch.
+    command = [sys.executable, "-m", "raydream.tune", "--space", "resnet", "--data", str(data), "--smoke",
+               "--max-epochs", str(EPOCHS), "--grace-period", str(EPOCHS), "--seed", "3",
+               "--storage-path", str(tmp / "results"), "--name", "cut"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            def trials() -> list[Path]:
+                return sorted(experiment.glob("run_trial_*"))
+
+            # Once the first trial has reported (and checkpointed) epoch 1, it has epochs to go.
+            _wait_for(lambda: bool(trials()) and len(_epochs(trials()[0])) >= 1, proc, log, timeout=240)
+            killed = kill_train_workers(proc.pid)
+            assert killed, "no Train worker alive after the first report"
+
+            def second_trial_reported() -> bool:
+                found = trials()
+                return len(found) >= 2 and len(_epochs(found[0])) == EPOCHS and len(_epochs(found[1])) == 1
+
+            _wait_for(second_trial_reported, proc, log, timeout=240)
+            at_ctrl_c = {t.name: _epochs(t) for t in trials()}
+            proc.send_signal(signal.SIGINT)  # Ctrl-C
+            proc.wait(timeout=120)
+        finally:
+            kill_group(proc)
+    first_run = log.read_text()
+    assert proc.returncode == 130, first_run[-3000:]
+    table = cli("results", experiment)
+    assert table.returncode == 0, table.stderr
+    resumed = cli("tune", "--resume", experiment, "--space", "resnet", timeout=SEARCH_TIMEOUT)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    return Survivor(data, experiment, first_run, killed, at_ctrl_c, table.stdout, resumed)
+
+
+def test_a_trial_whose_train_worker_is_killed_goes_on_from_its_checkpoint(survivor):
+    first, second = sorted(survivor.experiment.glob("run_trial_*"))
+    # Before Ctrl-C the first trial had run every epoch once, in two Train runs: the second
+    # started from the checkpoint of the last epoch Tune had recorded.
+    assert survivor.at_ctrl_c[first.name] == list(range(1, EPOCHS + 1))
+    assert (first / "train-2").is_dir() and not (first / "train-3").is_dir()
+    assert re.search(r"Train run train-2 goes on from the trial's checkpoint_00000[01]\b",
+                     (first / "stderr").read_text())
+    table = pd.read_csv(survivor.experiment / "ranked_trials.csv")
+    assert len(table) == 2 and set(table["status"]) == {"completed"}, table
+    assert table["failures"].sum() == 1, table  # the killed trial, once; the other none
+    assert (table["epochs"] == EPOCHS).all(), table
+
+
+def test_ctrl_c_leaves_an_experiment_that_resume_finishes(survivor):
+    assert "ASHA cannot stop a trial early" in survivor.first_run  # grace period = epochs
+    assert "by random search" in survivor.first_run
+    assert f"python -m raydream.tune --resume {survivor.experiment}" in survivor.first_run
+    assert "interrupted" in survivor.interrupted_table
+    first, second = sorted(survivor.experiment.glob("run_trial_*"))
+    assert survivor.at_ctrl_c[second.name] == [1]
+    assert list(first.glob("events.out.tfevents.*"))  # TensorBoard logs, where Tune writes them
+    assert (first / "stderr").is_file()  # the trial driver's output
+
+    done = survivor.resumed.stdout
+    assert "resuming" in done and "Trials ranked by best validation R^2" in done
+    table = pd.read_csv(survivor.experiment / "ranked_trials.csv")
+    assert {"channels", "kernel_size", "num_blocks", "lr", "weight_decay", "switch_epoch", "batch_size"} <= set(table.columns)
+    assert table["best_val_r2"].is_monotonic_decreasing
+    assert _epochs(first) == survivor.at_ctrl_c[first.name]  # the finished trial was not rerun
+    assert _epochs(second) == list(range(1, EPOCHS + 1))  # the cut trial went on from its checkpoint
+    best = Path(table.loc[0, "checkpoint"])
+    assert best.is_relative_to(survivor.experiment)
+    model, meta = load_model(best)
+    assert meta["model"] == "resnet" and meta["metrics"]["val_r2"] == pytest.approx(table.loc[0, "best_val_r2"])
+    assert "best checkpoint on the held-out test split" in done
+
+
+def test_every_entry_point_reads_what_the_search_left_within_its_timeout(survivor, tmp_path):
+    # prepare and tune ran in the fixture; here the tools that read an experiment, without Ray.
+    experiment = survivor.experiment
+    shown = cli("results", experiment, "--top", "1")
+    assert shown.returncode == 0 and len(shown.stdout.splitlines()) == 2, shown.stderr
+    plots = cli("report", experiment)
+    assert plots.returncode == 0, plots.stderr
+    for name in ["pred_vs_measured", "learning_curves", "best_so_far", "hyperparameters"]:
+        assert (experiment / "report" / f"{name}.png").stat().st_size > 10_000
+
+    # The best trial's predictions on the test split, scored by evaluate, give the test R^2
+    # the search printed when it finished.
+    test = read_split(survivor.data, "test").to_pandas()
+    truth = tmp_path / "test.txt"
+    truth.write_text("".join(f"{s}\t{e}\n" for s, e in zip(test["sequence"], test["expression"])))
+    predicted = cli("predict", "--experiment", experiment, "--input", truth, "--output", tmp_path / "pred.json")
+    assert predicted.returncode == 0 and f"{len(test)} predictions from 1 model(s)" in predicted.stdout, predicted.stderr
+    scored = cli("evaluate", "--pred", tmp_path / "pred.json", "--truth", truth)
+    assert scored.returncode == 0, scored.stderr
+    scores = dict(line.split("\t") for line in scored.stdout.splitlines())
+    printed = re.search(r"held-out test split: r2 (-?[0-9.]+)", survivor.resumed.stdout)
+    assert printed and float(scores["r2"]) == pytest.approx(float(printed.group(1)), abs=1e-4)
