@@ -112,6 +112,35 @@ def test_model_learns_a_planted_motif_well_above_a_shuffled_control(name, device
     assert control < 0.1, control
 
 
+def _seeded_run(name, seed):
+    """Train losses and validation predictions of 2 epochs from `seed_everything(seed)`, with
+    dropout and reverse-complement augmentation drawing random numbers."""
+    from raydream.seeding import seed_everything
+
+    model_values, family_values = SMALL[name]
+    cfg = TrainConfig(batch_size=64, rc_augment=True, **{"lr": 3e-3, **family_values})
+    seqs, values = _planted(256, 0)
+    generator = seed_everything(seed)
+    model = create_model(name, build_model_config(name, model_values, cfg))
+    recipe = make_recipe(model, cfg, steps_per_epoch=4)
+    batches = [{"sequence": seqs[i : i + 64], "expression": values[i : i + 64]} for i in range(0, 256, 64)]
+    losses = []
+    for epoch in (1, 2):
+        recipe.start_epoch(epoch)
+        losses.append(train_epoch(model, recipe, batches, cfg, torch.device("cpu"), generator=generator)[0])
+    preds, _ = predict(model, batches, cfg, torch.device("cpu"))
+    return losses, preds
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_the_same_seed_gives_the_same_training_on_the_cpu(name):
+    losses, preds = _seeded_run(name, 5)
+    again_losses, again_preds = _seeded_run(name, 5)
+    assert losses == again_losses and np.array_equal(preds, again_preds)
+    other_losses, _ = _seeded_run(name, 6)
+    assert other_losses != losses  # the seed is what made them equal
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 @pytest.mark.parametrize("name", ["resnet", "legnet"])
 def test_mixed_precision_training_learns_the_planted_motif(name, precision, device):
