@@ -70,33 +70,53 @@ def plain_loop(data: Path, tcfg: TrainConfig) -> list[float]:
     return rates
 
 
-def raydream_loop(data: Path, tcfg: TrainConfig, storage: Path) -> list[float]:
-    """`train_samples_per_s` per epoch of a one-worker Train run as raydream builds it."""
+def train_reports(data: Path, tcfg: TrainConfig, storage: Path, model: str = MODEL,
+                  model_config: dict | None = None) -> list[dict]:
+    """The per-epoch reports of a one-worker Train run as raydream builds it (for a running Ray
+    instance), each with `reported_at`: when the Train controller received it (time.time())."""
     import dataclasses
 
-    import ray
+    from ray.train.v2.api.callback import UserCallback
 
     from raydream.train.loop import TrialSetup, build_trainer
-
-    from ray.train.v2.api.callback import UserCallback
 
     log = storage / "reports.jsonl"
 
     class RecordReports(UserCallback):  # runs in the Train controller, on this machine
         def after_report(self, run_context, metrics, checkpoint) -> None:
             with open(log, "a") as fh:
-                fh.write(json.dumps(metrics[0]) + "\n")
+                fh.write(json.dumps({**metrics[0], "reported_at": time.time()}) + "\n")
 
     storage.mkdir(parents=True)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    setup = TrialSetup(str(data), str(storage), num_workers=1, cpus_per_worker=1)
+    loop_config = {"model": model, "model_config": model_config or {}, "train": dataclasses.asdict(tcfg)}
+    build_trainer(loop_config, setup, str(storage), callbacks=[RecordReports()]).fit()
+    return sorted((json.loads(line) for line in log.read_text().splitlines()), key=lambda r: r["epoch"])
+
+
+def start_ray(runs: int = 1) -> None:
+    """A local Ray instance for `runs` Train runs one after another: 2 CPUs (a Train worker
+    and Ray Data), quiet.
+
+    Several runs need the dashboard, as raydream.tune starts Ray with it: without it a
+    finished Train run's resources are not released and the next run waits forever.
+    """
+    import ray
+    import ray.data
+
+    ray.init(num_cpus=2, include_dashboard=runs > 1, logging_level="ERROR", log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+def raydream_loop(data: Path, tcfg: TrainConfig, storage: Path) -> list[float]:
+    """`train_samples_per_s` per epoch of a one-worker Train run as raydream builds it."""
+    import ray
+
+    start_ray()
     try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        setup = TrialSetup(str(data), str(storage), num_workers=1, cpus_per_worker=1)
-        loop_config = {"model": MODEL, "model_config": {}, "train": dataclasses.asdict(tcfg)}
-        build_trainer(loop_config, setup, str(storage), callbacks=[RecordReports()]).fit()
+        reports = train_reports(data, tcfg, storage)
     finally:
         ray.shutdown()
-    reports = sorted((json.loads(line) for line in log.read_text().splitlines()), key=lambda r: r["epoch"])
     return [r["train_samples_per_s"] for r in reports]
 
 
