@@ -13,9 +13,12 @@ configurations:
 
 Prints each search's best validation R^2, epochs trained (all trials together) and wall
 time, the ratios (goal: ASHA reaches at least 99% of the full budget's best R^2 with at most
-35% of its epochs), and the best R^2 as a fraction of the noise ceiling.
+35% of its epochs), and the best R^2 as a fraction of the noise ceiling. It also checks
+that training is deterministic end to end: each configuration, trained in two separate
+searches (two Ray instances) with the same seed, reports the same train loss and val R^2 at
+every epoch both ran; it exits non-zero when they differ.
 
-    python scripts/bench_search.py                 # 16 configurations, up to 8 epochs each
+    python scripts/bench_search.py                 # 16 configurations, up to 16 epochs each
     python scripts/bench_search.py --smoke         # 1 configuration, 2 epochs: the plumbing, for CI
 """
 
@@ -72,7 +75,29 @@ def search(label: str, work: Path, data: Path, space: Path, samples: int, epochs
             "trials": len(table), "wall_s": wall,
             "configs": sorted(json.dumps(row, sort_keys=True, default=str)
                               for row in table.drop(columns=[c for c in table.columns if c in NOT_CONFIG])
-                              .to_dict("records"))}
+                              .to_dict("records")),
+            "curves": learning_curves(work / label)}
+
+
+def learning_curves(experiment: Path) -> dict[str, list[tuple[float, float]]]:
+    """Each trial's (train loss, val R^2) per epoch, keyed by its resolved configuration."""
+    curves = {}
+    for params in experiment.glob("*/params.json"):
+        progress = pd.read_csv(params.parent / "progress.csv")
+        curves[json.dumps(json.loads(params.read_text()), sort_keys=True)] = list(
+            zip(progress["train_loss"], progress["val_r2"]))
+    return curves
+
+
+def largest_difference(asha: dict, full: dict) -> float:
+    """The largest |difference| between an ASHA trial's metrics and those of the same
+    configuration's full-budget trial, over the epochs the ASHA trial ran (0.0 when the
+    training is deterministic: same configuration, same seed, on CPU)."""
+    worst = 0.0
+    for config, curve in asha.items():
+        for ours, theirs in zip(curve, full[config][:len(curve)]):
+            worst = max(worst, *(abs(a - b) for a, b in zip(ours, theirs)))
+    return worst
 
 
 
@@ -81,7 +106,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=10_000, help="synthetic library size (default 10,000)")
     p.add_argument("--num-samples", type=int, default=16)
     p.add_argument("--reduction-factor", type=int, default=3, help="ASHA keeps 1/N of the trials at each rung")
-    p.add_argument("--max-epochs", type=int, default=8)
+    p.add_argument("--max-epochs", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true",
                    help="2,000 rows, 1 configuration, 2 epochs, for CI (checks the plumbing, not ASHA)")
@@ -97,6 +122,9 @@ def main() -> None:
         full = search("full", work, data, space, samples, epochs, epochs, args.reduction_factor, args.seed)
     ceiling = manifest["synthetic"]["noise_ceiling_r2"]
     assert asha["configs"] == full["configs"], "the two searches sampled different configurations"
+    if not asha["curves"] or asha["curves"].keys() != full["curves"].keys():
+        raise SystemExit("the two searches' trial directories hold different configurations")
+    drift = largest_difference(asha["curves"], full["curves"])
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(f"synthetic library: {rows:,} rows, noise ceiling R^2 {ceiling:.4f}; {samples} configurations of "
@@ -110,6 +138,10 @@ def main() -> None:
           f"wall time (goal: >= 99% with <= 35%)")
     print(f"best R^2 / noise ceiling: ASHA {asha['best_r2'] / ceiling:.1%}, full budget "
           f"{full['best_r2'] / ceiling:.1%}")
+    print(f"determinism: every ASHA trial's train loss and val R^2 equal its configuration's full-budget "
+          f"trial's over the epochs both ran: {'yes' if drift == 0 else 'NO'} (largest difference {drift:.3g})")
+    if drift:
+        raise SystemExit("the same configuration and seed trained differently in the two searches")
 
 
 if __name__ == "__main__":
