@@ -108,6 +108,7 @@ def survivor(tmp_path_factory) -> Survivor:
 
 
 def test_a_trial_whose_train_worker_is_killed_goes_on_from_its_checkpoint(survivor):
+    assert len(survivor.killed) == 1  # the trial's one Train worker
     first, second = sorted(survivor.experiment.glob("run_trial_*"))
     # Before Ctrl-C the first trial had run every epoch once, in two Train runs: the second
     # started from the checkpoint of the last epoch Tune had recorded.
