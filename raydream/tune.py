@@ -188,6 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     # The local raylet and its workers inherit this process's environment.
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    # Tune saves the experiment's state each time a trial has checkpointed num_to_keep times.
+    # raydream checkpoints every epoch (the trial's record for retries and --resume), so with
+    # epochs of seconds Tune warned of "excessive" snapshots at nearly every report. Its
+    # warning for a slow snapshot (over 30 s) stays on.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     args = build_parser().parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s")
