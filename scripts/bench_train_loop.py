@@ -72,8 +72,8 @@ def plain_loop(data: Path, tcfg: TrainConfig) -> list[float]:
 
 def train_reports(data: Path, tcfg: TrainConfig, storage: Path, model: str = MODEL,
                   model_config: dict | None = None) -> list[dict]:
-    """The per-epoch reports of a one-worker Train run as raydream builds it (for a running Ray
-    instance), each with `reported_at`: when the Train controller received it (time.time())."""
+    """The per-epoch reports (metrics) of a one-worker Train run as raydream builds it, in a
+    running Ray instance."""
     import dataclasses
 
     from ray.train.v2.api.callback import UserCallback
@@ -85,7 +85,7 @@ def train_reports(data: Path, tcfg: TrainConfig, storage: Path, model: str = MOD
     class RecordReports(UserCallback):  # runs in the Train controller, on this machine
         def after_report(self, run_context, metrics, checkpoint) -> None:
             with open(log, "a") as fh:
-                fh.write(json.dumps({**metrics[0], "reported_at": time.time()}) + "\n")
+                fh.write(json.dumps(metrics[0]) + "\n")
 
     storage.mkdir(parents=True)
     setup = TrialSetup(str(data), str(storage), num_workers=1, cpus_per_worker=1)

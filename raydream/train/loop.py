@@ -135,8 +135,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
         "resume_checkpoint" (a `ray.train.Checkpoint` to go on from, or None).
     Reports per epoch: epoch, train_loss, val_r2, val_pearson, val_spearman, val_mse, lr,
     optimizer (the recipe's phase), train_samples_per_s (training rows of all workers per
-    second of the epoch's training pass: reading, encoding and steps), and a checkpoint
-    (Ray keeps the best by val_r2 and the latest).
+    second of the epoch's training pass: reading, encoding and steps), epoch_s (seconds of
+    this worker's training pass and validation; the checkpoint's write is not in it), and a
+    checkpoint (Ray keeps the best by val_r2 and the latest).
     """
     name = loop_config["model"]
     tcfg = from_dict(TrainConfig, loop_config["train"], "train")
@@ -194,6 +195,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
             "lr": recipe.lr,
             "optimizer": recipe.phase,
             "train_samples_per_s": count / max(train_s, 1e-9),  # all workers' rows / this worker's time
+            # Timed here: the controller sees reports only when it polls the workers (every 2 s).
+            "epoch_s": time.perf_counter() - started,
         }
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
