@@ -193,6 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # epochs of seconds Tune warned of "excessive" snapshots at nearly every report. Its
     # warning for a slow snapshot (over 30 s) stays on.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # A Train run's controller polls its workers every 2 s by default: it hears of a report,
+    # a finished run or a dead worker up to 2 s late, and every trial pays that at its end.
+    # 0.5 s saved ~1-2 s per trial on 2 cores. A Ray instance started here inherits it; a
+    # cluster's nodes keep their own setting.
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     args = build_parser().parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s")
