@@ -195,7 +195,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             "lr": recipe.lr,
             "optimizer": recipe.phase,
             "train_samples_per_s": count / max(train_s, 1e-9),  # all workers' rows / this worker's time
-            # Timed here: the controller sees reports only when it polls the workers (every 2 s).
+            # Timed here: the controller sees a report only when it next polls the workers.
             "epoch_s": time.perf_counter() - started,
         }
         with tempfile.TemporaryDirectory() as tmp:
