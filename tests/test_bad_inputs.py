@@ -43,11 +43,16 @@ DATASETS = {
 }
 
 
-def one_error_line(capsys, code: int) -> str:
-    err = capsys.readouterr().err
+def assert_one_error_line(code: int, err: str) -> None:
+    """Exit status 2 and a single `error: ...` line on stderr, no traceback."""
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith("error: "), err
     assert "Traceback" not in err
+
+
+def one_error_line(capsys, code: int) -> str:
+    err = capsys.readouterr().err
+    assert_one_error_line(code, err)
     return err
 
 
@@ -105,5 +110,4 @@ def test_a_space_with_a_yaml_syntax_error_names_its_line(tmp_path, capsys):
 def test_the_command_line_exits_2_with_one_line_and_no_traceback(args, tmp_path):
     done = subprocess.run([sys.executable, "-m", *[a.format(tmp=tmp_path) for a in args]],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+    assert_one_error_line(done.returncode, done.stderr)

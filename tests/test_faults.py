@@ -22,7 +22,7 @@ import pytest
 from raydream.checkpoint import load_model
 from raydream.data.prepare import default_data_file, read_split
 
-from test_tune import _epochs, _wait_for, kill_group
+from test_tune import _epochs, _wait_for, kill_group, run_tune
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(480),
               pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes in /proc (Linux)")]
@@ -102,8 +102,7 @@ def survivor(tmp_path_factory) -> Survivor:
     assert proc.returncode == 130, first_run[-3000:]
     table = cli("results", experiment)
     assert table.returncode == 0, table.stderr
-    resumed = cli("tune", "--resume", experiment, "--space", "resnet", timeout=SEARCH_TIMEOUT)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    resumed = run_tune("--resume", str(experiment), "--space", "resnet", timeout=SEARCH_TIMEOUT)
     return Survivor(data, experiment, first_run, killed, at_ctrl_c, table.stdout, resumed)
 
 
