@@ -113,7 +113,6 @@ def file_sizes(locations: list[str]) -> list[int | None]:
     return [info.size if info.type == pafs.FileType.File else None for info in infos]
 
 
-
 def read_text(location: str | os.PathLike) -> str:
     fs, path = filesystem(location)
     try:
