@@ -9,6 +9,7 @@ reads it back, so a resumed search runs the same space, budget and trial shape.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -17,10 +18,10 @@ from raydream import storage
 from raydream.errors import ConfigError
 from raydream.results import SEARCH_FILE, write_search_info
 from raydream.spaces import SECTIONS, Distribution, SearchSpace, parse_space
+from raydream.train.config import DATA_CPUS_PER_WORKER, DEFAULT_STALL_TIMEOUT_S
 
 DRIVER_RESOURCE = "TRIAL_DRIVER"
 DRIVER_SHARE = 0.01  # of DRIVER_RESOURCE per trial driver; the resource only tags drivers
-DATA_CPUS = 1  # CPUs kept free for Ray Data reads
 SEARCH_ALGS = ("random", "optuna")
 RECORD_VERSION = 1
 
@@ -35,6 +36,8 @@ class Search:
     gpus_per_worker: None = one per Train worker when the cluster has GPUs and the model is
         a network, else none (see `worker_gpus`).
     max_failures: times a failed trial is retried from its last checkpoint.
+    stall_timeout: seconds a trial may report no epoch, and the search may wait for a trial
+        to start, before it gives up (see `raydream.train.trial`).
     """
 
     space: SearchSpace
@@ -54,6 +57,7 @@ class Search:
     keep_checkpoints: int = 1
     max_failures: int = 1
     train_overrides: dict[str, Any] = field(default_factory=dict)
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
 
     def to_record(self) -> dict[str, Any]:
         """The JSON record of the search (`raydream.results` reads the first keys)."""
@@ -117,8 +121,9 @@ def _show(value: Any) -> str:
 class ResourcePlan:
     """How trials fit the cluster.
 
-    cpus_per_trial, gpus_per_trial: what one trial's Train workers hold.
-    max_concurrent: trials that can run at once with DATA_CPUS left for Ray Data.
+    cpus_per_trial, gpus_per_trial: everything one trial reserves (its Train workers' own
+        CPUs, plus data_cpus_per_trial for the Ray Data reads of their data).
+    max_concurrent: trials that can run at once.
     waits_for_nodes: the trial does not fit the cluster as it is now, and runs once its
         autoscaler has added nodes.
     """
@@ -128,15 +133,20 @@ class ResourcePlan:
     cpus_per_trial: float
     gpus_per_trial: float
     max_concurrent: int
+    data_cpus_per_trial: float = 0.0
     waits_for_nodes: bool = False
 
     def describe(self, train_run: bool = True) -> str:
         """One line; train_run=False for trials that hold their CPUs themselves (no Train run)."""
         gpus = f" + {self.gpus_per_trial:g} GPU" if self.gpus_per_trial else ""
-        holder = f"Train workers + a driver on {DRIVER_SHARE} {DRIVER_RESOURCE}" if train_run else "the trial process"
+        if train_run:
+            holder = (f"Train workers ({self.data_cpus_per_trial:g} of the CPUs for their Ray Data reads) + a "
+                      f"driver on {DRIVER_SHARE} {DRIVER_RESOURCE}")
+        else:
+            holder = "the trial process"
         fits = " as its autoscaler adds nodes" if self.waits_for_nodes else ""
         return (
-            f"each trial: {self.cpus_per_trial:g} CPU{gpus} for {holder}; {DATA_CPUS} CPU kept for Ray Data; "
+            f"each trial: {self.cpus_per_trial:g} CPU{gpus} for {holder}; "
             f"cluster {self.total_cpus:g} CPU / {self.total_gpus:g} GPU -> "
             f"up to {self.max_concurrent} trial(s) at a time{fits}"
         )
@@ -149,9 +159,14 @@ def plan_resources(
     gpus_per_worker: float = 0.0,
     max_concurrent: int | None = None,
     autoscaling: bool = False,
+    train_run: bool = True,
 ) -> ResourcePlan:
-    """Check that one trial can be scheduled with room for Ray Data, and how many fit at once
-    (at most `max_concurrent`, when given).
+    """Check that one trial can be scheduled, and how many fit at once (at most
+    `max_concurrent`, when given).
+
+    A trial reserves everything it uses before it starts: a Train run's workers each hold
+    `cpus_per_worker` CPUs plus DATA_CPUS_PER_WORKER for the Ray Data reads of their data
+    (train_run=False: a trial that reads its data itself holds `cpus_per_worker` CPUs).
 
     autoscaling: the cluster may add nodes (one joined with --address). A trial that does not
         fit it now is then accepted, and runs `max_concurrent` at a time as nodes come up.
@@ -160,20 +175,16 @@ def plan_resources(
         ConfigError: the trial shape can never be scheduled, or (autoscaling) does not fit
             now and `max_concurrent` is not given, saying why.
     """
-    if num_workers < 1 or cpus_per_worker < 1:
-        raise ConfigError("--num-workers and --cpus-per-worker must be >= 1")
-    if gpus_per_worker < 0:
-        raise ConfigError(f"--gpus-per-worker must be >= 0, got {gpus_per_worker:g}")
-    if num_workers > 1 and 0 < gpus_per_worker < 1:
-        raise ConfigError(f"--gpus-per-worker {gpus_per_worker:g} with --num-workers {num_workers}: two workers of a "
-                          f"trial could share one GPU, which NCCL refuses; share GPUs between one-worker trials")
+    check_trial_shape(num_workers, cpus_per_worker, gpus_per_worker)
     cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
-    per_trial_cpu = num_workers * cpus_per_worker
+    data_cpus = num_workers * DATA_CPUS_PER_WORKER if train_run else 0
+    per_trial_cpu = num_workers * cpus_per_worker + data_cpus
     per_trial_gpu = num_workers * gpus_per_worker
     problem = None
-    if per_trial_cpu + DATA_CPUS > cpus:
-        problem = (f"a trial needs {num_workers} worker(s) x {cpus_per_worker} CPU = {per_trial_cpu} CPU, "
-                   f"plus {DATA_CPUS} CPU for Ray Data, but the cluster has {cpus:g} CPU")
+    if per_trial_cpu > cpus:
+        reads = f" + {data_cpus} for Ray Data" if data_cpus else ""
+        problem = (f"a trial needs {num_workers} worker(s) x {cpus_per_worker} CPU{reads} = {per_trial_cpu} CPU, "
+                   f"but the cluster has {cpus:g} CPU")
     elif per_trial_gpu > gpus:
         problem = (f"a trial needs {num_workers} worker(s) x {gpus_per_worker:g} GPU = {per_trial_gpu:g} GPU, "
                    f"but the cluster has {gpus:g} GPU")
@@ -183,15 +194,32 @@ def plan_resources(
         if max_concurrent is None:
             raise ConfigError(f"{problem} now; if its autoscaler adds nodes, say how many trials may run at once "
                               f"with --max-concurrent N (cluster.yaml's GPU workers: one trial per node)")
-        return ResourcePlan(cpus, gpus, per_trial_cpu, per_trial_gpu, max_concurrent, waits_for_nodes=True)
-    concurrent = int((cpus - DATA_CPUS) // per_trial_cpu)
+        return ResourcePlan(cpus, gpus, per_trial_cpu, per_trial_gpu, max_concurrent, data_cpus, waits_for_nodes=True)
+    concurrent = int(cpus // per_trial_cpu)
     if per_trial_gpu:
         concurrent = min(concurrent, int(gpus // per_trial_gpu))
     concurrent = max(1, concurrent)
     if max_concurrent is not None:
         # On an autoscaling cluster more trials than fit now can run once nodes are added.
         concurrent = max_concurrent if autoscaling else min(concurrent, max_concurrent)
-    return ResourcePlan(cpus, gpus, per_trial_cpu, per_trial_gpu, concurrent)
+    return ResourcePlan(cpus, gpus, per_trial_cpu, per_trial_gpu, concurrent, data_cpus)
+
+
+def check_trial_shape(num_workers: int, cpus_per_worker: int, gpus_per_worker: float = 0.0) -> None:
+    """The trial-shape flags on their own, before anything is known of the cluster.
+
+    Raises:
+        ConfigError: naming the flag and what it must be.
+    """
+    if num_workers < 1:
+        raise ConfigError(f"--num-workers must be >= 1, got {num_workers}")
+    if cpus_per_worker < 1:
+        raise ConfigError(f"--cpus-per-worker must be >= 1, got {cpus_per_worker}")
+    if not math.isfinite(gpus_per_worker) or gpus_per_worker < 0:
+        raise ConfigError(f"--gpus-per-worker must be a number >= 0, got {gpus_per_worker:g}")
+    if num_workers > 1 and 0 < gpus_per_worker < 1:
+        raise ConfigError(f"--gpus-per-worker {gpus_per_worker:g} with --num-workers {num_workers}: two workers of a "
+                          f"trial could share one GPU, which NCCL refuses; share GPUs between one-worker trials")
 
 
 def worker_gpus(requested: float | None, network: bool, cluster: dict[str, float]) -> float:

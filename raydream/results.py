@@ -138,9 +138,11 @@ def local_experiment(location: str | os.PathLike) -> Path:
 
 
 def _checkpoints_by_epoch(trial_dir: Path) -> dict[int, str]:
-    """Epoch -> directory of every checkpoint kept under a trial directory."""
+    """Epoch -> directory of every checkpoint Tune kept in a trial directory (its
+    `checkpoint_NNNNNN` directories; the Train runs' own checkpoints below them are not
+    the trial's)."""
     found = {}
-    for meta in trial_dir.rglob("meta.json"):
+    for meta in trial_dir.glob("checkpoint_*/meta.json"):
         try:
             found[int(json.loads(meta.read_text())["epoch"])] = str(meta.parent)
         except (ValueError, KeyError, TypeError, json.JSONDecodeError):

@@ -162,6 +162,24 @@ def upload_dir(local_dir: str | os.PathLike, location: str) -> None:
         raise DataError(f"{location}: upload failed ({err})") from None
 
 
+def replace_dir(local_dir: str | os.PathLike, location: str) -> None:
+    """Make `location` (a directory or URI prefix) hold a copy of a local directory's files
+    and nothing else."""
+    if not is_remote(location):
+        import shutil
+
+        target = Path(location)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(local_dir, target)
+        return
+    fs, root = filesystem(location)
+    try:
+        fs.delete_dir_contents(root, missing_dir_ok=True)
+    except OSError as err:
+        raise DataError(f"{location}: cannot be cleared ({err})") from None
+    upload_dir(local_dir, location)
+
+
 def mirror(location: str, local_dir: str | os.PathLike) -> Path:
     """Copy the files under a URI prefix into `local_dir`, skipping those already there with
     the same size (so mirroring a running search again fetches only what is new). Files

@@ -10,21 +10,26 @@ continue an interrupted search with `Tuner.restore`.
 
 How trials are given resources, and why (measured with Ray 2.60 on 2 cores):
 
-* The trial driver only waits on `trainer.fit()`, so it holds no CPU: it asks for a sliver
-  of a custom resource, `TRIAL_DRIVER`, that `ray.init` creates. Were it to hold a CPU,
-  the train worker would take the other and Ray Data would have no CPU left to read with:
-  the trial hangs forever ("backpressured: tasks(ResourceBudget)").
-* At least `raydream.plan.DATA_CPUS` CPUs are left free for Ray Data, and trials run at most
-  (free CPUs) // (CPUs per trial) at a time; a trial shape that can never fit is refused
-  before Ray starts any trial.
-* Ray is started with its dashboard: without it, a finished TorchTrainer's placement group
-  is never released ("Failed to query Ray Train Controller actor state") and the *second*
-  trial waits forever. That is why the project depends on `ray[default]`.
+* The trial driver only waits on its Train run, so it holds no CPU: it asks for a sliver of a
+  custom resource, `TRIAL_DRIVER`, that `ray.init` creates (a cluster's head declares it).
+* Everything else a trial uses is reserved by its Train run's workers, in one placement
+  group, before it starts: their own CPUs (and GPUs) plus a CPU each for the Ray Data tasks
+  that read their data, which ask Ray for no CPU of their own. No read task waits for a CPU
+  outside the trial's reservation, so neither a busy cluster nor a second search on it can
+  leave a trial's data unread.
+* A trial is a Tune class `Trainable` that ends its Train run itself when Tune stops it (see
+  `raydream.train.trial`): Train's own clean-up of a run whose driver went away asks the
+  dashboard's State API, which does not answer when two Ray instances run on one machine,
+  and the CPUs of the stopped trial were then never freed.
+* Every wait is bounded: a trial that reports no epoch for `--stall-timeout` seconds fails
+  with one line saying what it waited for and is retried under `--max-failures`, and a search
+  whose trials cannot start for as long stops with its table (`SearchStallWatch`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import logging
 import math
@@ -45,47 +50,22 @@ from raydream.plan import (
     asha_notes,
     build_param_space,
     check_precision,
+    check_trial_shape,
     plan_resources,
     space_changes,
     worker_gpus,
 )
 from raydream.results import RANKED_CSV, experiment_table, format_table, local_experiment, trial_states
 from raydream.spaces import SearchSpace, load_space
-from raydream.train.config import PRECISIONS, TrainConfig
+from raydream.train.config import DEFAULT_STALL_TIMEOUT_S, PRECISIONS, TrainConfig
 
 DEFAULT_NUM_SAMPLES = 8
 SMOKE = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "train_rows": 1024}
 DEFAULT_GRACE_PERIOD = 2
 # Flags that --resume accepts; everything else is taken from the experiment's record.
-RESUME_FLAGS = {"resume", "space", "num_cpus", "address", "verbose"}
+RESUME_FLAGS = {"resume", "space", "num_cpus", "address", "verbose", "stall_timeout"}
 INTERRUPTED = 130  # exit status of a search stopped by Ctrl-C (128 + SIGINT), as a shell reports it
-
-
-def run_trial(config: dict, setup, space: SearchSpace) -> None:
-    """Tune function trainable: one Ray Train run (TorchTrainer, or LightGBMTrainer for
-    "lightgbm") for one sampled configuration.
-
-    When Tune restarts the trial (a retry after a failure, or `--resume`), training goes on
-    from the last epoch Tune recorded (see `raydream.train.tune_report`).
-    """
-    import ray.data
-    from ray import tune
-
-    from raydream.train.loop import build_trainer
-    from raydream.train.tree_loop import build_lightgbm_trainer
-    from raydream.train.tune_report import fit_reporting_to_tune
-
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    # Train writes its checkpoints straight into the experiment's storage, under the trial's
-    # directory name, so the reported checkpoint paths outlive the Ray session.
-    trial_storage = storage.join(setup.experiment_dir, Path(tune.get_context().get_trial_dir()).name)
-    config = space.resolve(config)
-    build = build_lightgbm_trainer if config["model"] == "lightgbm" else build_trainer
-    fit_reporting_to_tune(
-        lambda callbacks, run_name, resume: build({**config, "resume_checkpoint": resume}, setup, trial_storage,
-                                                  callbacks, run_name),
-        trial_storage,
-    )
+STALLED = 1  # exit status of a search stopped because none of its trials could start
 
 
 def run_forest(config: dict, setup, space: SearchSpace) -> None:
@@ -98,15 +78,18 @@ def run_forest(config: dict, setup, space: SearchSpace) -> None:
 def trainable(space: SearchSpace, setup, plan: ResourcePlan):
     """The Tune trainable of a space with its resources.
 
-    Ray Train runs (networks, LightGBM): a driver on a sliver of TRIAL_DRIVER, the workers
-    hold the CPUs. Random forest: one process holding its CPUs itself (n_jobs threads).
+    Ray Train runs (networks, LightGBM): `TrainRunTrial`, a driver on a sliver of TRIAL_DRIVER
+    whose Train workers reserve the CPUs. Random forest: one process holding its CPUs itself
+    (n_jobs threads).
     """
     from ray import tune
+
+    from raydream.train.trial import TrainRunTrial
 
     if space.model == "random_forest":
         return tune.with_resources(tune.with_parameters(run_forest, setup=setup, space=space),
                                    {"CPU": plan.cpus_per_trial})
-    return tune.with_resources(tune.with_parameters(run_trial, setup=setup, space=space),
+    return tune.with_resources(tune.with_parameters(TrainRunTrial, setup=setup, space=space),
                                {DRIVER_RESOURCE: DRIVER_SHARE})
 
 
@@ -145,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoints kept per trial: the best N by val R^2, plus the latest (default 1)")
     p.add_argument("--max-failures", type=int, default=1,
                    help="retry a failed trial up to N times, from its last checkpoint (default 1)")
+    p.add_argument("--stall-timeout", type=float, default=None,
+                   help=f"seconds a trial may report no epoch (at least 3x its slowest epoch) before it fails, "
+                        f"and a search may wait for a trial to start before it stops "
+                        f"(default {DEFAULT_STALL_TIMEOUT_S:g})")
     p.add_argument("--storage-path", default="ray_results",
                    help="where experiments are written: a directory every node sees, or a URI such as "
                         "s3://bucket/ray_results (default ./ray_results)")
@@ -199,12 +186,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # cluster's nodes keep their own setting.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     args = build_parser().parse_args(argv)
+    if not args.verbose:  # a failed trial is one line (SearchStallWatch); its traceback is in its error.txt
+        os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s")
     args.address = args.address or os.environ.get("RAY_ADDRESS") or None
     if args.address and args.num_cpus is not None:
         raise ConfigError("--num-cpus sizes a Ray instance started here; a running cluster (--address or "
                           "$RAY_ADDRESS) has the CPUs its nodes declare")
+    if args.num_cpus is not None and args.num_cpus < 1:
+        raise ConfigError(f"--num-cpus must be >= 1, got {args.num_cpus}")
+    if args.stall_timeout is not None and not (math.isfinite(args.stall_timeout) and args.stall_timeout > 0):
+        raise ConfigError(f"--stall-timeout must be a number of seconds > 0, got {args.stall_timeout:g}")
     if args.resume:
         search = _recorded_search(args, _given_flags(argv))
     else:
@@ -234,8 +227,11 @@ def _new_search(args: argparse.Namespace) -> Search:
         raise ConfigError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
     if args.max_failures < 0:
         raise ConfigError(f"--max-failures must be >= 0, got {args.max_failures}")
-    if args.time_budget is not None and args.time_budget <= 0:
-        raise ConfigError(f"--time-budget must be > 0 seconds, got {args.time_budget:g}")
+    if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
+        raise ConfigError(f"--time-budget must be a number of seconds > 0, got {args.time_budget:g}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    check_trial_shape(args.num_workers, args.cpus_per_worker, args.gpus_per_worker or 0.0)
     fewest = space.fewest_rounds()
     if fewest is not None and fewest < max_epochs:
         raise ConfigError(f"{space.path}: {space.model} trials may get only {fewest} rounds, fewer than the "
@@ -246,6 +242,8 @@ def _new_search(args: argparse.Namespace) -> Search:
                           f"networks")
     if space.model == "random_forest" and args.num_workers != 1:
         raise ConfigError("random_forest grows each forest in one process; use --cpus-per-worker, not --num-workers")
+    if not args.address:  # the trial shape against this machine, before any data is read
+        _check_local_fit(space, args.num_workers, args.cpus_per_worker, args.gpus_per_worker, args)
     overrides: dict[str, Any] = {"max_epochs": max_epochs}
     if "seed" not in space.train:
         overrides["seed"] = args.seed
@@ -272,6 +270,7 @@ def _new_search(args: argparse.Namespace) -> Search:
         cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
         max_concurrent=args.max_concurrent, time_budget=args.time_budget,
         keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, train_overrides=overrides,
+        stall_timeout=args.stall_timeout or DEFAULT_STALL_TIMEOUT_S,
     )
 
 
@@ -289,6 +288,8 @@ def _recorded_search(args: argparse.Namespace, given: set[str]) -> Search:
         raise ConfigError(f"--resume {args.resume}: no such experiment directory; give STORAGE_PATH/NAME, "
                           f"as the search printed when it started")
     search = Search.read(directory)
+    if args.stall_timeout is not None:
+        search = dataclasses.replace(search, stall_timeout=args.stall_timeout)
     if "space" in given:
         changes = space_changes(search.space, load_space(args.space))
         if changes:
@@ -315,6 +316,9 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
     from raydream.train.loop import TrialSetup
 
     space, experiment = search.space, search.experiment_dir
+    network = model_kind(space.model) == TORCH
+    if not args.address:  # the trial shape against this machine, before Ray starts
+        _check_local_fit(search.space, search.num_workers, search.cpus_per_worker, search.gpus_per_worker, args)
     logs = {"log_to_driver": args.verbose >= 2, "logging_level": logging.INFO if args.verbose else logging.WARNING}
     if args.address:
         ray.init(address=args.address, **logs)
@@ -330,22 +334,121 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
         cluster = ray.cluster_resources()
         if args.address:
             require_driver_resource(cluster, args.address)
-        gpus = worker_gpus(search.gpus_per_worker, model_kind(space.model) == TORCH, cluster)
+        gpus = worker_gpus(search.gpus_per_worker, network, cluster)
         check_precision(space, search.train_overrides, gpus)
         plan = plan_resources(cluster, search.num_workers, search.cpus_per_worker, gpus, search.max_concurrent,
-                              autoscaling=bool(args.address))
+                              autoscaling=bool(args.address), train_run=space.model != "random_forest")
         setup = TrialSetup(search.data, experiment, search.num_workers, search.cpus_per_worker, gpus,
-                           search.keep_checkpoints)
+                           search.keep_checkpoints, search.stall_timeout)
         _print_header(search, plan, resume)
+        watch = SearchStallWatch(search.stall_timeout, plan)
         if resume:
+            # the search's callbacks and stopper, pickled in its experiment, unpickle as `watch`
             tuner = tune.Tuner.restore(experiment, trainable(space, setup, plan), resume_unfinished=True)
         else:
             search.write()
-            tuner = _new_tuner(search, trainable(space, setup, plan), plan, args.verbose)
+            tuner = _new_tuner(search, trainable(space, setup, plan), plan, args.verbose, watch)
         tuner.fit()
     finally:
         ray.shutdown()
-    return _finish(search, time.monotonic() - started)
+    return _finish(search, time.monotonic() - started, watch.reason)
+
+
+def _check_local_fit(space: SearchSpace, num_workers: int, cpus_per_worker: int, gpus_per_worker: float | None,
+                     args: argparse.Namespace) -> None:
+    """Refuse a trial shape that a Ray instance started on this machine could never run."""
+    machine = local_resources(args.num_cpus)
+    gpus = worker_gpus(gpus_per_worker, model_kind(space.model) == TORCH, machine)
+    plan_resources(machine, num_workers, cpus_per_worker, gpus, train_run=space.model != "random_forest")
+
+
+def local_resources(num_cpus: int | None) -> dict[str, float]:
+    """The CPUs and GPUs a Ray instance started here would have (before it is started)."""
+    import torch
+
+    cpus = num_cpus or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return {"CPU": float(cpus), "GPU": float(torch.cuda.device_count())}
+
+
+# The watch of the search running in this process. A search's callbacks and stopper are
+# pickled into its experiment (tuner.pkl); they unpickle as this process's watch, so that a
+# resumed search reports to the watch it made (see `SearchStallWatch.__reduce__`).
+_ACTIVE_WATCH: dict[str, "SearchStallWatch"] = {}
+
+
+def _active_watch_part(part: str):
+    return getattr(_ACTIVE_WATCH["watch"], part)
+
+
+class SearchStallWatch:
+    """Bounds the wait for trials to start, and says each trial failure in one line.
+
+    If trials are pending and none has run for `limit_s` seconds (their resources are held
+    by something else: another search, or a cluster too small for them), the stopper ends
+    the search and `reason` says what the trials waited for. A trial that fails is printed
+    as one line (Tune's traceback goes to the trial's error.txt, and to the console with -v).
+    """
+
+    def __init__(self, limit_s: float, plan: ResourcePlan) -> None:
+        from ray.tune import Callback
+        from ray.tune.stopper import Stopper
+
+        watch = self
+        self.limit_s, self.plan = limit_s, plan
+        self.reason: str | None = None
+        self._waiting_since: float | None = None
+        _ACTIVE_WATCH["watch"] = self
+
+        class _Callback(Callback):
+            def on_step_begin(self, iteration, trials, **info):
+                watch._observe(trials)
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                watch._trial_failed(trial, "")
+
+            def on_trial_recover(self, iteration, trials, trial, **info):
+                checkpointed = trial.latest_checkpoint_result is not None
+                watch._trial_failed(trial, "; retrying it" + (" from its last checkpoint" if checkpointed else ""))
+
+            def __reduce__(self):
+                return _active_watch_part, ("callback",)
+
+        class _Stopper(Stopper):
+            def __call__(self, trial_id, result):
+                return False
+
+            def stop_all(self):
+                return watch.reason is not None
+
+            def __reduce__(self):
+                return _active_watch_part, ("stopper",)
+
+        self.callback, self.stopper = _Callback(), _Stopper()
+
+    def _observe(self, trials) -> None:
+        waiting = any(t.status == "PENDING" for t in trials)
+        running = any(t.status in ("RUNNING", "PAUSED") for t in trials)
+        if not waiting or running:
+            self._waiting_since = None
+            return
+        now = time.monotonic()
+        self._waiting_since = self._waiting_since or now
+        if self.reason is None and now - self._waiting_since > self.limit_s:
+            from raydream.train.trial import free_resources
+
+            gpus = f" + {self.plan.gpus_per_trial:g} GPU" if self.plan.gpus_per_trial else ""
+            self.reason = (f"no trial could start for {self.limit_s:.0f} s (--stall-timeout): each needs "
+                           f"{self.plan.cpus_per_trial:g} CPU{gpus}, and the cluster had {free_resources()} free")
+
+    @staticmethod
+    def _trial_failed(trial, then: str) -> None:
+        last = ""
+        try:
+            if trial.error_file:
+                last = Path(trial.error_file).read_text().strip().splitlines()[-1]
+        except (OSError, IndexError):
+            pass
+        print(f"raydream: trial {trial.trial_id} failed: {last or 'see its error.txt'}{then}", flush=True)
 
 
 def require_driver_resource(cluster: dict[str, float], address: str) -> None:
@@ -374,7 +477,8 @@ def _print_header(search: Search, plan: ResourcePlan, resume: bool) -> None:
         print(f"raydream: note: {note}")
 
 
-def _new_tuner(search: Search, trainable_with_resources, plan: ResourcePlan, verbose: int):
+def _new_tuner(search: Search, trainable_with_resources, plan: ResourcePlan, verbose: int,
+               watch: "SearchStallWatch | None" = None):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -401,6 +505,8 @@ def _new_tuner(search: Search, trainable_with_resources, plan: ResourcePlan, ver
             log_to_file=True,  # each trial driver's stdout/stderr go to files in its directory,
             sync_config=tune.SyncConfig(sync_artifacts=True),  # copied there from Ray's working dir
             failure_config=tune.FailureConfig(max_failures=search.max_failures),
+            stop=watch.stopper if watch else None,
+            callbacks=[watch.callback] if watch else None,
             # Trials that report to Tune directly (random forest) keep their best checkpoints.
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=search.keep_checkpoints, checkpoint_score_attribute="val_r2", checkpoint_score_order="max"
@@ -428,11 +534,12 @@ def _searcher(search: Search, max_concurrent: int, verbose: int):
     return BasicVariantGenerator(random_state=search.seed, max_concurrent=max_concurrent)
 
 
-def _finish(search: Search, elapsed: float) -> int:
+def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
     """Write and print the ranked table; score the best checkpoint on the test split.
 
     An experiment in an object store is first mirrored here (the trials' files and kept
-    checkpoints), and the table is uploaded next to it.
+    checkpoints), and the table is uploaded next to it. stalled: why the search was stopped
+    because no trial could start (see `SearchStallWatch`).
     """
     experiment = search.experiment_dir
     # From the trials' files, as `python -m raydream.results` reads them.
@@ -444,6 +551,10 @@ def _finish(search: Search, elapsed: float) -> int:
     print(f"\nranked table: {csv_path}")
     unfinished = [s for s, _ in trial_states(local).values() if s in ("PENDING", "RUNNING", "PAUSED")]
     out_of_time = search.time_budget is not None and elapsed >= search.time_budget
+    if stalled:
+        print(f"raydream: {stalled}; stopped the search with {len(unfinished)} trial(s) unfinished; once the "
+              f"cluster has room, continue it with:\n  python -m raydream.tune --resume {experiment}")
+        return STALLED
     if unfinished and not out_of_time:
         print(f"raydream: search interrupted with {len(unfinished)} trial(s) unfinished; continue it with:\n"
               f"  python -m raydream.tune --resume {experiment}")

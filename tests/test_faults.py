@@ -81,7 +81,7 @@ def survivor(tmp_path_factory) -> Survivor:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
             def trials() -> list[Path]:
-                return sorted(experiment.glob("run_trial_*"))
+                return sorted(experiment.glob("TrainRunTrial_*"))
 
             # Once the first trial has reported (and checkpointed) epoch 1, it has epochs to go.
             _wait_for(lambda: bool(trials()) and len(_epochs(trials()[0])) >= 1, proc, log, timeout=240)
@@ -108,12 +108,12 @@ def survivor(tmp_path_factory) -> Survivor:
 
 def test_a_trial_whose_train_worker_is_killed_goes_on_from_its_checkpoint(survivor):
     assert len(survivor.killed) == 1  # the trial's one Train worker
-    first, second = sorted(survivor.experiment.glob("run_trial_*"))
+    first, second = sorted(survivor.experiment.glob("TrainRunTrial_*"))
     # Before Ctrl-C the first trial had run every epoch once, in two Train runs: the second
     # started from the checkpoint of the last epoch Tune had recorded.
     assert survivor.at_ctrl_c[first.name] == list(range(1, EPOCHS + 1))
     assert (first / "train-2").is_dir() and not (first / "train-3").is_dir()
-    assert re.search(r"Train run train-2 goes on from the trial's checkpoint_00000[01]\b",
+    assert re.search(r"Train run train-2 goes on from the trial's checkpoint of epoch [12]\b",
                      (first / "stderr").read_text())
     table = pd.read_csv(survivor.experiment / "ranked_trials.csv")
     assert len(table) == 2 and set(table["status"]) == {"completed"}, table
@@ -127,7 +127,7 @@ def test_ctrl_c_leaves_an_experiment_that_resume_finishes(survivor):
     assert "snapshotting has been triggered" not in survivor.first_run  # Tune's warning at every epoch, silenced
     assert f"python -m raydream.tune --resume {survivor.experiment}" in survivor.first_run
     assert "interrupted" in survivor.interrupted_table
-    first, second = sorted(survivor.experiment.glob("run_trial_*"))
+    first, second = sorted(survivor.experiment.glob("TrainRunTrial_*"))
     assert survivor.at_ctrl_c[second.name] == [1]
     assert list(first.glob("events.out.tfevents.*"))  # TensorBoard logs, where Tune writes them
     assert (first / "stderr").is_file()  # the trial driver's output

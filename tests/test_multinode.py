@@ -132,7 +132,7 @@ def test_concurrent_two_worker_trials_survive_losing_a_node_and_validate_exactly
         )
         try:
             def both_trials_reported() -> bool:
-                trials = list(experiment.glob("run_trial_*"))
+                trials = list(experiment.glob("TrainRunTrial_*"))
                 return len(trials) == 2 and all(_epochs(t) for t in trials)
 
             _wait_for(both_trials_reported, proc, log, timeout=240)
@@ -154,7 +154,7 @@ def test_concurrent_two_worker_trials_survive_losing_a_node_and_validate_exactly
     assert "each trial: 2 CPU for Train workers" in text and "up to 3 trial(s) at a time" in text
     table = pd.read_csv(experiment / "ranked_trials.csv")
     assert table["status"].tolist() == ["completed", "completed"], table
-    trials = sorted(experiment.glob("run_trial_*"))
+    trials = sorted(experiment.glob("TrainRunTrial_*"))
     restarted = [t for t in trials if (t / "train-2").is_dir()]
     assert restarted and table["failures"].max() == 1, table  # the trial(s) with a part on the lost node, once
     for trial in restarted:  # went on from its last checkpoint, not from scratch

@@ -10,29 +10,36 @@ import pytest
 from raydream.checkpoint import load_model
 from raydream.errors import ConfigError, run_cli
 from raydream.spaces import load_space
-from raydream.plan import DATA_CPUS, build_param_space, plan_resources
+from raydream.plan import build_param_space, plan_resources
 from raydream.tune import main
 
 
-def test_plan_resources_leaves_room_for_ray_data():
+def test_a_trial_reserves_its_workers_and_a_cpu_each_for_their_ray_data_reads():
     plan = plan_resources({"CPU": 2}, num_workers=1, cpus_per_worker=1)
-    assert plan.max_concurrent == 1 and plan.cpus_per_trial == 1
+    assert plan.max_concurrent == 1 and plan.cpus_per_trial == 2 and plan.data_cpus_per_trial == 1
     plan = plan_resources({"CPU": 16, "GPU": 2}, num_workers=2, cpus_per_worker=2, gpus_per_worker=1)
     assert plan.max_concurrent == 1 and plan.gpus_per_trial == 2  # GPUs bound it: 2 GPUs per trial
-    assert "4 CPU + 2 GPU" in plan.describe()
+    assert "6 CPU + 2 GPU for Train workers (2 of the CPUs for their Ray Data reads)" in plan.describe()
     assert plan_resources({"CPU": 16, "GPU": 1}, 1, 1, gpus_per_worker=0.25).max_concurrent == 4  # shared GPU
-    assert plan_resources({"CPU": 16}, 2, 2).max_concurrent == (16 - DATA_CPUS) // 4
+    assert plan_resources({"CPU": 16}, 2, 2).max_concurrent == 16 // (2 * (2 + 1))
     assert plan_resources({"CPU": 16}, 2, 2, max_concurrent=2).max_concurrent == 2
     assert plan_resources({"CPU": 2}, 1, 1, max_concurrent=5).max_concurrent == 1  # never more than fit
+    # a random forest reads its data itself: it holds its own CPUs only
+    forest = plan_resources({"CPU": 2}, 1, 1, train_run=False)
+    assert forest.cpus_per_trial == 1 and forest.max_concurrent == 2 and "the trial process" in forest.describe(False)
 
 
 def test_plan_resources_refuses_a_trial_that_can_never_start():
-    with pytest.raises(ConfigError, match="needs 2 worker\\(s\\) x 1 CPU = 2 CPU, plus 1 CPU for Ray Data, but the cluster has 2 CPU"):
+    with pytest.raises(ConfigError, match=r"needs 2 worker\(s\) x 1 CPU \+ 2 for Ray Data = 4 CPU, but the cluster has 2 CPU"):
         plan_resources({"CPU": 2}, num_workers=2, cpus_per_worker=1)
     with pytest.raises(ConfigError, match="2 worker\\(s\\) x 1 GPU = 2 GPU, but the cluster has 1 GPU"):
         plan_resources({"CPU": 8, "GPU": 1}, num_workers=2, cpus_per_worker=1, gpus_per_worker=1)
     with pytest.raises(ConfigError, match="two workers of a trial could share one GPU"):
         plan_resources({"CPU": 8, "GPU": 2}, num_workers=2, cpus_per_worker=1, gpus_per_worker=0.5)
+    for shape, words in [((0, 1), "--num-workers must be >= 1, got 0"), ((1, 0), "--cpus-per-worker must be >= 1"),
+                         ((1, 1, float("nan")), "--gpus-per-worker must be a number >= 0, got nan")]:
+        with pytest.raises(ConfigError, match=words):
+            plan_resources({"CPU": 64}, *shape)
 
 
 def test_an_autoscaling_cluster_takes_trials_that_fit_only_once_nodes_are_added():
@@ -119,11 +126,22 @@ def test_cli_errors_are_one_line_before_ray_starts(tmp_path, capsys):
     assert run_cli(main, ["--max-concurrent", "0"]) == 2
     assert "--max-concurrent must be >= 1" in capsys.readouterr().err
     assert run_cli(main, ["--time-budget", "-5"]) == 2
-    assert "--time-budget must be > 0 seconds, got -5" in capsys.readouterr().err
+    assert "--time-budget must be a number of seconds > 0, got -5" in capsys.readouterr().err
     assert run_cli(main, ["--address", "127.0.0.1:6379", "--num-cpus", "2"]) == 2
     assert "--num-cpus sizes a Ray instance started here" in capsys.readouterr().err
     assert run_cli(main, ["--keep-checkpoints", "0"]) == 2
     assert "--keep-checkpoints must be >= 1" in capsys.readouterr().err
+    # trial-shape and number flags, all before Ray starts or any data is read
+    for flags, words in [(["--num-workers", "0"], "--num-workers must be >= 1, got 0"),
+                         (["--num-workers", "1000"], "a trial needs 1000 worker(s) x 1 CPU + 1000 for Ray Data"),
+                         (["--cpus-per-worker", "0"], "--cpus-per-worker must be >= 1, got 0"),
+                         (["--seed", "-1"], "--seed must be >= 0, got -1"),
+                         (["--time-budget", "nan"], "--time-budget must be a number of seconds > 0, got nan"),
+                         (["--num-cpus", "-1"], "--num-cpus must be >= 1, got -1"),
+                         (["--stall-timeout", "inf"], "--stall-timeout must be a number of seconds > 0, got inf"),
+                         (["--gpus-per-worker", "-1"], "--gpus-per-worker must be a number >= 0, got -1")]:
+        assert run_cli(main, [*flags, "--data", str(tmp_path / "never-read.txt")]) == 2, flags
+        assert words in capsys.readouterr().err, flags
 
 
 def run_tune(*args: str, timeout: int) -> subprocess.CompletedProcess:

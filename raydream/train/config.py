@@ -12,6 +12,14 @@ from raydream.train.losses import BIN_ONLY, LOSSES
 
 OPTIMIZERS = ("adam_sgd", "adamw_onecycle", "cosine_swa")  # see raydream.train.optim
 PRECISIONS = ("fp32", "bf16", "fp16")  # see raydream.train.steps.autocast
+# CPUs each Ray Train worker reserves, beyond its own, for the Ray Data tasks that read its
+# data. The read tasks ask Ray for no CPU of their own (raydream.train.loop.read_shards): they
+# run in this reservation, so a trial holds everything it needs before it starts, and no read
+# waits for a CPU that another trial, or another search on the same cluster, has taken.
+DATA_CPUS_PER_WORKER = 1
+# Seconds a trial may report no epoch before it fails (raydream.train.trial); a trial's limit
+# is at least three times its slowest epoch.
+DEFAULT_STALL_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from raydream.config import from_dict
 from raydream.metrics import regression_metrics
 from raydream.models import create_model
 from raydream.seeding import seed_everything
-from raydream.train.config import TrainConfig, build_model_config
+from raydream.train.config import DATA_CPUS_PER_WORKER, DEFAULT_STALL_TIMEOUT_S, TrainConfig, build_model_config
 from raydream.train.optim import make_recipe
 from raydream.train.steps import encode_batch, predict, train_epoch
 from raydream.train.weights import DensityWeights
@@ -51,6 +51,8 @@ class TrialSetup:
     cpus_per_worker: CPUs each worker holds (also its torch thread count).
     gpus_per_worker: GPUs each worker holds (0: trains on CPU; a fraction shares a GPU).
     keep_checkpoints: checkpoints Tune keeps per trial, the best by val_r2 (and the latest).
+    stall_timeout: seconds a trial may report no epoch before it fails (at least three times
+        its slowest epoch).
     """
 
     data_dir: str
@@ -59,6 +61,7 @@ class TrialSetup:
     cpus_per_worker: int = 1
     gpus_per_worker: float = 0.0
     keep_checkpoints: int = 1
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
 
 
 def _is_distributed() -> bool:
@@ -230,8 +233,14 @@ def density_weights(labels: np.ndarray, tcfg: TrainConfig) -> DensityWeights | N
     return DensityWeights.fit(labels, bins=tcfg.weight_bins, cap=tcfg.weight_cap)
 
 
-def read_shards(data_dir: str, split: str) -> "ray.data.Dataset":
+def read_shards(data_dir: str, split: str, concurrency: int = 1) -> "ray.data.Dataset":
     """One split of a prepared dataset (local, shared, or object-store shards) as a Ray Dataset.
+
+    The read tasks ask Ray for no CPU and at most `concurrency` run at once: the Train workers
+    reserve their CPUs (DATA_CPUS_PER_WORKER each). A read task that asked for a CPU of its
+    own would wait for one outside every reservation, and on a cluster whose CPUs are all
+    reserved (another trial, another search) it waited forever: Ray Data logged "Cluster
+    resources are not enough to run any task from TaskPoolMapOperator[ReadParquet]".
 
     Read with Ray Data's first Parquet datasource: the default one in Ray 2.60 starts a pool
     of 32 footer-reading actors, each a new Python process, every time a dataset is executed
@@ -245,7 +254,7 @@ def read_shards(data_dir: str, split: str) -> "ray.data.Dataset":
     context = ray.data.DataContext.get_current()
     saved, context.use_datasource_v2 = context.use_datasource_v2, False
     try:
-        return ray.data.read_parquet(files, filesystem=fs)
+        return ray.data.read_parquet(files, filesystem=fs, ray_remote_args={"num_cpus": 0}, concurrency=concurrency)
     finally:
         context.use_datasource_v2 = saved
 
@@ -256,14 +265,17 @@ def trainer_arguments(
 ) -> dict:
     """What every Ray Train trainer of a trial is given: workers, the train and val datasets
     (train split between workers, val read whole and in order by each), and a run config
-    (storage_path/run_name). The run keeps only its latest checkpoint: each one is handed to
-    Tune, which keeps the trial's best (see `raydream.train.tune_report`)."""
-    train, val = read_shards(setup.data_dir, "train"), read_shards(setup.data_dir, "val")
+    (storage_path/run_name). Each worker holds `cpus_per_worker` CPUs for its own threads plus
+    DATA_CPUS_PER_WORKER for the reads of its data. The run keeps only its latest checkpoint:
+    each one is handed to Tune, which keeps the trial's best (see `raydream.train.trial`)."""
+    reads = setup.num_workers * DATA_CPUS_PER_WORKER
+    train, val = read_shards(setup.data_dir, "train", reads), read_shards(setup.data_dir, "val", reads)
     if tcfg.train_rows:
         train = train.limit(tcfg.train_rows)
     if tcfg.val_rows:
         val = val.limit(tcfg.val_rows)
-    resources = {"CPU": setup.cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
+    resources = {"CPU": setup.cpus_per_worker + DATA_CPUS_PER_WORKER,
+                 **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
     val_options = ray.train.DataConfig.default_ingest_options()
     val_options.preserve_order = True  # every worker must see validation rows in one order
     return {

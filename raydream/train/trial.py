@@ -1,0 +1,286 @@
+"""One Tune trial = one Ray Train run: a Tune class `Trainable` that owns its Train run.
+
+Why a class, and why it owns the run (measured with Ray 2.60):
+
+* When Tune stops a trial (ASHA at a rung, or the last epoch reached), it ends the trial's
+  actor at once. A Train run started inside it by `trainer.fit()` then loses its controller
+  without shutting its worker group down, and the workers' placement group outlives the
+  trial. Train leaves its removal to a detached cleaner that asks the dashboard's State API
+  whether the controller is dead; when that API cannot answer (no dashboard, or another Ray
+  instance on the same machine: "Found multiple active Ray instances"), the CPUs stay held
+  and the next trial's Ray Data reads wait for them forever.
+  Here `cleanup()`, which Tune calls before it ends the actor, ends the Train run itself:
+  after the last epoch it waits for the run to finish; otherwise it aborts it through the
+  Train controller, which removes the workers and their placement group. Nothing depends on
+  the State API.
+* Every wait is bounded. `step()` waits for the Train run's next epoch for at most the
+  stall limit (`--stall-timeout`, or three times the slowest epoch so far if that is longer).
+  A run that stays silent longer is aborted and the trial fails with one line that says what
+  it was waiting for (from the Train controller's state and the cluster's free resources);
+  Tune retries it under `--max-failures`.
+
+Checkpoints: every epoch's Train checkpoint is copied into Tune's checkpoint (`save_checkpoint`)
+before the Train run is let go on to the next epoch, so Train's own retention (it keeps only
+its latest) never deletes a checkpoint Tune has not copied yet. A restarted trial (a retry, or
+`--resume`) starts a new Train run (`train`, then `train-2`, ...) from the Tune checkpoint it is
+restored from, so the trial's history never skips an epoch Tune did not hear of.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import ray
+import ray.train
+from ray import tune
+from ray.tune.result import DONE, SHOULD_CHECKPOINT
+from ray.train.v2._internal.execution.callback import ControllerCallback
+from ray.train.v2.api.callback import UserCallback
+
+from raydream import storage
+
+logger = logging.getLogger(__name__)
+
+RESTORED_CHECKPOINT = "restored_checkpoint"  # under the trial's directory: where a restarted run starts from
+STALL_FACTOR = 3  # the stall limit is at least this many times the trial's slowest epoch
+STOP_TIMEOUT_S = 90.0  # how long cleanup waits for a Train run to end or abort
+_POLL_S = 1.0
+# Train controller states in which the run waits for its worker group's resources.
+_SCHEDULING_STATES = ("InitializingState", "SchedulingState", "ReschedulingState", "RestartingState",
+                      "ResizingState")
+
+
+class TrialStalled(RuntimeError):
+    """A Train run reported nothing for longer than its stall limit."""
+
+
+class _ForwardReports(UserCallback):
+    """In the Train controller: hands rank 0's metrics and the checkpoint of every report to
+    the trial, and waits until the trial has copied the checkpoint."""
+
+    def __init__(self, events, acks) -> None:
+        self._events, self._acks = events, acks
+
+    def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:
+        self._events.put(("report", dict(metrics[0]), checkpoint))
+        self._acks.get()
+
+
+class _ControllerLink(ControllerCallback):
+    """In the Train controller: tells the trial the controller's handle (to abort the run with)
+    and each state it enters (to say what a silent run waits for)."""
+
+    def __init__(self, events) -> None:
+        self._events = events
+
+    def after_controller_start(self, train_run_context) -> None:
+        self._send(("controller", ray.get_runtime_context().current_actor))
+
+    def after_controller_state_update(self, previous_state, current_state) -> None:
+        self._send(("state", type(current_state).__name__))
+
+    def _send(self, event: tuple) -> None:
+        try:
+            self._events.put_nowait(event)
+        except Exception:  # the trial is gone; the run is being torn down
+            logger.debug("raydream: could not send %s to the trial", event[0], exc_info=True)
+
+
+def new_run_name(trial_storage: str | Path) -> str:
+    """`train` for a trial's first Train run, `train-2`, `train-3`, ... for its restarts."""
+    attempt = 1
+    while storage.is_dir(storage.join(trial_storage, "train" if attempt == 1 else f"train-{attempt}")):
+        attempt += 1
+    return "train" if attempt == 1 else f"train-{attempt}"
+
+
+class TrainRun:
+    """A Train run fitted in a thread of the trial, with the events its controller sends.
+
+    build(callbacks, run_name, resume_checkpoint) -> trainer.
+    """
+
+    def __init__(self, build: Callable[[list, str, Any], Any], trial_storage: str, resume) -> None:
+        from ray.util.queue import Queue
+
+        self.events = Queue(actor_options={"num_cpus": 0})
+        self.acks = Queue(maxsize=1, actor_options={"num_cpus": 0})
+        self.run_name = new_run_name(trial_storage)
+        self.controller = None
+        self.state: str | None = None
+        self.error: BaseException | None = None
+        self._unacked = False
+        self._stopping = False
+        trainer = build([_ForwardReports(self.events, self.acks), _ControllerLink(self.events)], self.run_name, resume)
+        self._thread = threading.Thread(target=self._fit, args=(trainer,), name="train-fit", daemon=True)
+        self._thread.start()
+
+    def _fit(self, trainer) -> None:
+        try:
+            trainer.fit()
+        except BaseException as err:  # re-raised by next_report, unless the run was stopped
+            self.error = err
+
+    def next_report(self, limit_s: float) -> tuple[dict, Any] | None:
+        """The next epoch's (metrics, Train checkpoint), or None once the run has ended.
+
+        Raises:
+            TrialStalled: nothing was reported for `limit_s` seconds (the run is aborted).
+            What the Train run raised, if it failed.
+        """
+        from ray.util.queue import Empty
+
+        self.ack()
+        deadline = time.monotonic() + limit_s
+        while True:
+            try:
+                event = self.events.get(timeout=_POLL_S)
+            except Empty:
+                if not self._thread.is_alive() and self.events.empty():
+                    if self.error is not None and not self._stopping:
+                        raise self.error
+                    return None
+                if time.monotonic() > deadline:
+                    raise TrialStalled(self._stall_reason(limit_s))
+                continue
+            if event[0] == "controller":
+                self.controller = event[1]
+            elif event[0] == "state":
+                self.state = event[1]
+            else:
+                self._unacked = True
+                return event[1], event[2]
+
+    def ack(self) -> None:
+        """Let the Train run go on past its last report."""
+        if self._unacked:
+            self._unacked = False
+            self.acks.put(True)
+
+    def _stall_reason(self, limit_s: float) -> str:
+        if self.controller is None:
+            what = "its Train controller never started"
+        elif self.state in _SCHEDULING_STATES or self.state is None:
+            what = "its Train workers were waiting for their resources"
+        else:
+            what = f"its Train workers were running (controller {self.state}); Ray Data may have been waiting for resources"
+        return f"{what}; the cluster had {free_resources()} free"
+
+    def stop(self, finished: bool) -> None:
+        """End the run: after its last epoch, let it finish; otherwise abort it through its
+        controller (workers and their placement group removed). Bounded by STOP_TIMEOUT_S."""
+        self._stopping = True
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        self.ack()
+        if finished:
+            self._thread.join(timeout=STOP_TIMEOUT_S / 2)
+        if self._thread.is_alive() and self.controller is not None:
+            try:
+                ray.get(self.controller.abort.remote(), timeout=max(1.0, deadline - time.monotonic()))
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                pass  # abort ends the controller's process: its call never returns a value
+        self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            logger.warning("raydream: the Train run %s did not end within %.0f s of being stopped",
+                           self.run_name, STOP_TIMEOUT_S)
+        for queue in (self.events, self.acks):
+            queue.shutdown()
+
+
+def free_resources() -> str:
+    """The cluster's free CPUs and GPUs, e.g. "0 of 2 CPU, 0 of 0 GPU"."""
+    try:
+        free, total = ray.available_resources(), ray.cluster_resources()
+    except Exception:  # only used to explain a stall
+        return "an unknown amount of resources"
+    return ", ".join(f"{free.get(k, 0):g} of {total.get(k, 0):g} {k}" for k in ("CPU", "GPU"))
+
+
+class TrainRunTrial(tune.Trainable):
+    """Tune class trainable: one Ray Train run (see the module docstring).
+
+    with_parameters: setup (the search's `TrialSetup`) and space (its `SearchSpace`, which
+    resolves the sampled config). A "lightgbm" trial is a LightGBMTrainer, any network a
+    TorchTrainer.
+    """
+
+    def setup(self, config: dict, setup=None, space=None) -> None:
+        import ray.data
+
+        from raydream.train.loop import build_trainer
+        from raydream.train.tree_loop import build_lightgbm_trainer
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        self._config = space.resolve(config)
+        self._setup = setup
+        self._build = build_lightgbm_trainer if self._config["model"] == "lightgbm" else build_trainer
+        self._max_epochs = int(self._config["train"]["max_epochs"])
+        # Train writes its checkpoints straight into the experiment's storage, under the
+        # trial's directory name, so the checkpoints the trial reports outlive the session.
+        self._trial_storage = storage.join(setup.experiment_dir, Path(self.logdir).name)
+        self._resume = None
+        self._run: TrainRun | None = None
+        self._checkpoint = None  # the Train checkpoint of the last report, until Tune copies it
+        self._last_epoch = 0
+        self._slowest_epoch_s = 0.0
+
+    def _stall_limit(self) -> float:
+        return max(self._setup.stall_timeout, STALL_FACTOR * self._slowest_epoch_s)
+
+    def step(self) -> dict:
+        if self._run is None:
+            self._run = TrainRun(
+                lambda callbacks, run_name, resume: self._build(
+                    {**self._config, "resume_checkpoint": resume}, self._setup, self._trial_storage, callbacks,
+                    run_name),
+                self._trial_storage, self._resume,
+            )
+            if self._resume is not None:  # in the trial's stderr file: a retry, or --resume
+                logger.warning("raydream: Train run %s goes on from the trial's checkpoint of epoch %d",
+                               self._run.run_name, self._last_epoch)
+        limit = self._stall_limit()
+        try:
+            report = self._run.next_report(limit)
+        except TrialStalled as stalled:
+            self._run.stop(finished=False)
+            raise TrialStalled(f"trial {self.trial_id}: no epoch reported for {limit:.0f} s after epoch "
+                               f"{self._last_epoch}: {stalled}") from None
+        if report is None:
+            raise RuntimeError(f"trial {self.trial_id}: its Train run ended after epoch {self._last_epoch} of "
+                               f"{self._max_epochs} without an error")
+        metrics, self._checkpoint = report
+        self._last_epoch = int(metrics["epoch"])
+        if math.isfinite(metrics.get("epoch_s", math.nan)):
+            self._slowest_epoch_s = max(self._slowest_epoch_s, float(metrics["epoch_s"]))
+        result = {**metrics, SHOULD_CHECKPOINT: self._checkpoint is not None}
+        if self._last_epoch >= self._max_epochs:
+            result[DONE] = True
+        return result
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        if self._checkpoint is not None:
+            self._checkpoint.to_directory(checkpoint_dir)
+            self._checkpoint = None
+        if self._run is not None:
+            self._run.ack()
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:
+        # Tune hands over a local copy; the Train workers, maybe on other nodes, read the
+        # resume point from the trial's storage.
+        from raydream.checkpoint import read_meta
+
+        self._last_epoch = int(read_meta(checkpoint_dir)["epoch"])
+        target = storage.join(self._trial_storage, RESTORED_CHECKPOINT)
+        storage.replace_dir(checkpoint_dir, target)
+        fs, path = storage.filesystem(target)
+        self._resume = ray.train.Checkpoint(path=path, filesystem=fs)
+
+    def cleanup(self) -> None:
+        if self._run is not None:
+            self._run.stop(finished=self._last_epoch >= self._max_epochs)
+            self._run = None
