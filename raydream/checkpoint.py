@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from raydream.errors import DataError
+from raydream.errors import DataError, RayDreamError
 from raydream.models import TREE, create_model, model_config, model_kind
 from raydream.models.trees import FOREST_FILE, LIGHTGBM_FILE, TreeModel
 
@@ -82,7 +83,28 @@ def read_meta(directory: str | os.PathLike) -> dict:
     meta_path = directory / META_FILE
     if not meta_path.is_file() or not any((directory / f).is_file() for f in (MODEL_FILE, LIGHTGBM_FILE, FOREST_FILE)):
         raise DataError(f"{directory}: not a raydream checkpoint (expected {META_FILE} and a model file)")
-    return json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DataError(f"{meta_path}: not valid JSON ({err}); the checkpoint is damaged") from None
+    problem = _meta_problem(meta)
+    if problem:
+        raise DataError(f"{meta_path}: {problem}; the checkpoint is damaged or was not written by raydream")
+    return meta
+
+
+def _meta_problem(meta: Any) -> str | None:
+    """What is missing or wrong in a checkpoint's meta.json, or None."""
+    if not isinstance(meta, dict):
+        return "expected a JSON object"
+    for key, kind in (("model", str), ("model_config", dict), ("train_config", dict), ("epoch", int), ("metrics", dict)):
+        if not isinstance(meta.get(key), kind):
+            return f"{key!r} is missing or not a {kind.__name__}"
+    from raydream.models import list_models
+
+    if meta["model"] not in list_models():
+        return f"unknown model {meta['model']!r} (known: {', '.join(list_models())})"
+    return None
 
 
 def read_checkpoint(directory: str | os.PathLike, map_location: str = "cpu") -> tuple[dict, dict]:
@@ -91,7 +113,13 @@ def read_checkpoint(directory: str | os.PathLike, map_location: str = "cpu") -> 
     meta = read_meta(directory)
     if not (directory / MODEL_FILE).is_file():
         raise DataError(f"{directory}: not a network checkpoint (expected {MODEL_FILE})")
-    state = torch.load(directory / MODEL_FILE, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(directory / MODEL_FILE, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as err:
+        raise DataError(f"{directory / MODEL_FILE}: cannot be loaded ({str(err).splitlines()[0]}); the checkpoint "
+                        f"is damaged") from None
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise DataError(f"{directory / MODEL_FILE}: holds no model weights (expected raydream's state dict)")
     return state, meta
 
 
@@ -101,13 +129,35 @@ def load_model(directory: str | os.PathLike, map_location: str = "cpu") -> tuple
     A network comes back in eval mode; a tree model as a `TreeModel`.
     """
     meta = read_meta(directory)
-    if model_kind(meta["model"]) == TREE:
-        return TreeModel.load(directory, model_config(meta["model"], meta["model_config"])), meta
-    state, meta = read_checkpoint(directory, map_location)
-    model = create_model(meta["model"], meta["model_config"], meta["train_config"].get("head_scalars", False))
-    model.load_state_dict(state["model"])
+    where = Path(directory)
+    try:
+        if model_kind(meta["model"]) == TREE:
+            return TreeModel.load(directory, model_config(meta["model"], meta["model_config"])), meta
+        state, meta = read_checkpoint(directory, map_location)
+        model = create_model(meta["model"], meta["model_config"], meta["train_config"].get("head_scalars", False))
+    except DataError:
+        raise
+    except RayDreamError as err:
+        raise DataError(f"{where / META_FILE}: {err}") from None
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, lightgbm_error()) as err:
+        raise DataError(f"{where}: the model file cannot be loaded ({str(err).splitlines()[0] if str(err) else err!r}); "
+                        f"the checkpoint is damaged") from None
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as err:
+        raise DataError(f"{where / MODEL_FILE}: its weights do not fit the {meta['model']} model its {META_FILE} "
+                        f"describes ({str(err).splitlines()[0][:200]})") from None
     model.eval()
     return model, meta
+
+
+def lightgbm_error() -> type[Exception]:
+    """LightGBM's error class, if LightGBM is installed (it is, with raydream)."""
+    try:
+        from lightgbm.basic import LightGBMError
+    except ImportError:  # pragma: no cover
+        return RuntimeError
+    return LightGBMError
 
 
 def predict_from_checkpoint(directory: str | os.PathLike, sequences: Sequence[str] | np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -116,6 +166,7 @@ def predict_from_checkpoint(directory: str | os.PathLike, sequences: Sequence[st
     Networks predict as they were validated (same encoding; strand averaging if trained with
     `rc_test_average`).
     """
+    from raydream.config import from_dict
     from raydream.train.config import TrainConfig
     from raydream.train.steps import predict
 
@@ -123,7 +174,10 @@ def predict_from_checkpoint(directory: str | os.PathLike, sequences: Sequence[st
     sequences = np.asarray(sequences, dtype=object)
     if isinstance(model, TreeModel):
         return model.predict(sequences)
-    config = TrainConfig(**meta["train_config"])
+    try:
+        config = from_dict(TrainConfig, meta["train_config"], "train_config")
+    except RayDreamError as err:
+        raise DataError(f"{Path(directory) / META_FILE}: {err}") from None
     dummy = np.zeros(len(sequences))
     batches = ({"sequence": sequences[i : i + batch_size], "expression": dummy[i : i + batch_size]}
                for i in range(0, len(sequences), batch_size))

@@ -28,8 +28,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from raydream.errors import DataError, run_cli
-from raydream.files import write_text_atomic
+from raydream.errors import ArgumentParser, DataError, run_cli
+from raydream.data.dream import NUMBER_RE
+from raydream.files import refuse_overwriting_inputs, require_regular_file, write_text_atomic
 from raydream.metrics import regression_metrics
 
 SUBSET_WEIGHTS = {
@@ -54,11 +55,11 @@ def read_subsets(path: str | os.PathLike, n_rows: int) -> dict[str, np.ndarray]:
         DataError: naming the file and line of a bad header, unknown subset, bad or
             out-of-range index, or a pair missing from a paired subset.
     """
-    path = Path(path)
+    path = require_regular_file(path, "subset table")
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise DataError(f"{path}: cannot read the subset table: {err}") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DataError(f"{path}: cannot read the subset table: {str(err).splitlines()[0]}") from None
     if tuple(table.columns) != SUBSET_COLUMNS:
         raise DataError(f"{path}: line 1: expected the header {'<TAB>'.join(SUBSET_COLUMNS)}, got {'<TAB>'.join(table.columns)}")
     rows: dict[str, list] = {}
@@ -122,6 +123,8 @@ def read_truth(path: str | os.PathLike) -> pd.DataFrame:
 
     tables = list(DreamReader(path))
     frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True) if tables else pd.DataFrame()
+    if len(frame) < 2:
+        raise DataError(f"{path}: {len(frame)} row(s); scores need at least 2 measured values")
     return frame[["sequence", "expression"]]
 
 
@@ -132,20 +135,25 @@ def read_predictions(path: str | os.PathLike, truth: pd.DataFrame) -> np.ndarray
     Raises:
         DataError: naming the file and the row that is missing, extra, or for another sequence.
     """
-    path = Path(path)
+    path = require_regular_file(path, "predictions file")
     n = len(truth)
     if path.suffix == ".json":
         try:
             raw = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise DataError(f"{path}: not a JSON file of index -> prediction: {err}") from None
         if not isinstance(raw, dict) or sorted(raw, key=lambda k: int(k) if str(k).isdigit() else -1) != [str(i) for i in range(n)]:
             raise DataError(f"{path}: expected keys \"0\"..\"{n - 1}\", one per row of the truth file")
+        for i in range(n):
+            value = raw[str(i)]
+            # bool is an int in Python: true would score as 1.0
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise DataError(f"{path}: key \"{i}\": prediction {json.dumps(value)} is not a finite number")
         return np.array([float(raw[str(i)]) for i in range(n)])
     try:
-        table = pd.read_csv(path, sep="\t", dtype={"sequence": str})
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise DataError(f"{path}: cannot read predictions: {err}") from None
+        table = pd.read_csv(path, sep="\t", dtype={"sequence": str, "prediction": str}, keep_default_na=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DataError(f"{path}: cannot read predictions: {str(err).splitlines()[0]}") from None
     if list(table.columns) != ["sequence", "prediction"]:
         raise DataError(f"{path}: line 1: expected the header sequence<TAB>prediction, got {'<TAB>'.join(map(str, table.columns))}")
     if len(table) != n:
@@ -153,7 +161,8 @@ def read_predictions(path: str | os.PathLike, truth: pd.DataFrame) -> np.ndarray
     differs = np.flatnonzero(table["sequence"].str.upper().to_numpy() != truth["sequence"].to_numpy())
     if len(differs):
         raise DataError(f"{path}: line {differs[0] + 2}: sequence differs from row {differs[0]} of the truth file")
-    values = pd.to_numeric(table["prediction"], errors="coerce").to_numpy(dtype=np.float64)
+    numbers = table["prediction"].str.strip()
+    values = pd.to_numeric(numbers.where(numbers.str.match(NUMBER_RE), "nan"), errors="coerce").to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
         raise DataError(f"{path}: line {bad + 2}: prediction {table['prediction'].iloc[bad]!r} is not a finite number")
@@ -161,7 +170,7 @@ def read_predictions(path: str | os.PathLike, truth: pd.DataFrame) -> np.ndarray
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m raydream.evaluate", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m raydream.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--pred", required=True, help="predictions: DREAM submission JSON, or TSV sequence<TAB>prediction")
     p.add_argument("--truth", required=True, help="measured values: a DREAM file (SEQUENCE<TAB>EXPRESSION)")
     p.add_argument("--subsets", default=None, help="subset table (TSV subset, index, ref_index) for the weighted scores")
@@ -171,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.json:
+        refuse_overwriting_inputs(args.json, [args.pred, args.truth, args.subsets], "--json")
     truth = read_truth(args.truth)
     pred = read_predictions(args.pred, truth)
     y = truth["expression"].to_numpy(dtype=np.float64)

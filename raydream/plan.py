@@ -89,14 +89,47 @@ class Search:
                               f"STORAGE_PATH/NAME that the search printed when it started")
         try:
             record = json.loads(storage.read_text(path))
-        except ValueError as err:
+        except (ValueError, UnicodeDecodeError) as err:
             raise ConfigError(f"{path}: not valid JSON ({err})") from None
-        if record.get("version") != RECORD_VERSION or "space_yaml" not in record:
+        if not isinstance(record, dict) or record.get("version") != RECORD_VERSION or "space_yaml" not in record:
+            version = record.get("version") if isinstance(record, dict) else None
             raise ConfigError(f"{path}: written by another raydream version (record version "
-                              f"{record.get('version')!r}, expected {RECORD_VERSION}); it cannot be resumed")
-        space = parse_space(record["space_yaml"], record["space"])
+                              f"{version!r}, expected {RECORD_VERSION}); it cannot be resumed")
+        try:
+            space = parse_space(str(record["space_yaml"]), str(record.get("space", SEARCH_FILE)))
+        except ConfigError as err:
+            raise ConfigError(f"{path}: its recorded space (space_yaml) is invalid: {err}") from None
         settings = {f.name: record[f.name] for f in fields(cls) if f.name in record and f.name != "space"}
-        return cls(space=space, **{**settings, "experiment_dir": directory})
+        search = cls(space=space, **{**settings, "experiment_dir": directory})
+        problem = _record_problem(search)
+        if problem:
+            raise ConfigError(f"{path}: {problem}; the record is damaged")
+        return search
+
+
+def _record_problem(search: "Search") -> str | None:
+    """What is wrong with the types and ranges of a read search record, or None."""
+    ints = {"num_samples": 1, "max_epochs": 1, "grace_period": 1, "reduction_factor": 2, "seed": 0,
+            "num_workers": 1, "cpus_per_worker": 1, "keep_checkpoints": 1, "max_failures": 0}
+    for name, low in ints.items():
+        value = getattr(search, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            return f"{name} must be an integer >= {low}, got {value!r}"
+    for name in ("data", "search_alg"):
+        if not isinstance(getattr(search, name), str):
+            return f"{name} must be a string, got {getattr(search, name)!r}"
+    if search.search_alg not in SEARCH_ALGS:
+        return f"search_alg must be one of {', '.join(SEARCH_ALGS)}, got {search.search_alg!r}"
+    for name in ("gpus_per_worker", "time_budget", "max_concurrent"):
+        value = getattr(search, name)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                  or not math.isfinite(value) or value < 0):
+            return f"{name} must be a number >= 0 or null, got {value!r}"
+    if not isinstance(search.stall_timeout, (int, float)) or not search.stall_timeout > 0:
+        return f"stall_timeout must be a number > 0, got {search.stall_timeout!r}"
+    if not isinstance(search.train_overrides, dict):
+        return f"train_overrides must be a mapping, got {search.train_overrides!r}"
+    return None
 
 
 def space_changes(old: SearchSpace, new: SearchSpace) -> list[str]:

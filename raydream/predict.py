@@ -13,7 +13,6 @@ the prediction is the mean over those models (an ensemble).
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 from pathlib import Path
@@ -22,39 +21,28 @@ from typing import Sequence
 import numpy as np
 
 from raydream.checkpoint import predict_from_checkpoint
-from raydream.errors import ConfigError, DataError, run_cli
-from raydream.files import write_text_atomic
+from raydream.errors import ArgumentParser, ConfigError, DataError, run_cli
+from raydream.data.dream import RowRules
+from raydream.files import is_within, refuse_overwriting_inputs, require_regular_file, write_text_atomic
 
-_VALID = set("ACGTN")
-
-
-def read_sequences(path: str | os.PathLike) -> np.ndarray:
-    """Upper-case sequences of a DREAM file or a one-per-line list, in file order.
+def read_sequences(path: str | os.PathLike, rules: RowRules = RowRules()) -> np.ndarray:
+    """Upper-case sequences of a DREAM file or a one-per-line list (plain or gzip), in file
+    order, validated by the same rules either way (`raydream.data.dream`).
 
     Raises:
-        DataError: naming the file and line of an empty line or a character other than A/C/G/T/N.
+        DataError: naming the file and line of the first bad row or sequence.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as handle:
-        first = handle.readline()
-    if "\t" in first:
-        from raydream.evaluate import read_truth
+    from raydream.data.dream import DreamReader, first_line, read_sequence_lines
 
-        return read_truth(path)["sequence"].to_numpy(dtype=object)
-    sequences = []
-    with opener(path, "rt") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            seq = line.strip().upper()
-            if not seq or not set(seq) <= _VALID:
-                bad = "an empty line" if not seq else f"character {sorted(set(seq) - _VALID)[0]!r}"
-                raise DataError(f"{path}: line {line_no}: {bad}; expected one sequence of A/C/G/T/N per line")
-            sequences.append(seq)
-    if not sequences:
-        raise DataError(f"{path}: file is empty; expected sequences")
-    return np.asarray(sequences, dtype=object)
+    path = require_regular_file(path)
+    try:
+        dream = "\t" in first_line(path)
+    except (OSError, EOFError):  # not gzip after all, truncated, ...: the reader below says which
+        dream = False
+    if dream:
+        tables = list(DreamReader(path, rules))
+        return np.concatenate([t.column("sequence").to_numpy(zero_copy_only=False) for t in tables]).astype(object)
+    return np.asarray(read_sequence_lines(path, rules), dtype=object)
 
 
 def best_checkpoints(experiment: str | os.PathLike, k: int) -> list[str]:
@@ -90,7 +78,7 @@ def write_predictions(path: str | os.PathLike, sequences: np.ndarray, prediction
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m raydream.predict",
+    p = ArgumentParser(prog="python -m raydream.predict",
                                 description="Predict expression with a search's best checkpoints (no Ray).")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--experiment", help="experiment directory or URI (s3://...): use its best trial(s)")
@@ -98,16 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=1, help="with --experiment: average the best K trials (default 1)")
     p.add_argument("--input", required=True, help="DREAM file or one sequence per line (plain or .gz)")
     p.add_argument("--output", required=True, help="predictions: .json (DREAM submission) or TSV")
+    p.add_argument("--min-length", type=int, default=80, help="shortest valid input sequence, bp (default 80)")
+    p.add_argument("--max-length", type=int, default=150, help="longest valid input sequence, bp (default 150)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    rules = RowRules(args.min_length, args.max_length)
+    refuse_overwriting_inputs(args.output, [args.input], "--output")
+    if args.experiment is None:
+        for checkpoint in args.checkpoint:
+            if not Path(checkpoint).is_dir():
+                raise DataError(f"{checkpoint}: no such checkpoint directory")
+            if is_within(args.output, checkpoint):
+                raise DataError(f"--output {args.output}: is inside the checkpoint {checkpoint}; write it elsewhere")
+    sequences = read_sequences(args.input, rules)
     checkpoints = best_checkpoints(args.experiment, args.top_k) if args.experiment else args.checkpoint
-    for checkpoint in checkpoints:
-        if not Path(checkpoint).is_dir():
-            raise DataError(f"{checkpoint}: no such checkpoint directory")
-    sequences = read_sequences(args.input)
     predictions = ensemble_predict(checkpoints, sequences)
     out = write_predictions(args.output, sequences, predictions)
     print(f"{len(sequences)} predictions from {len(checkpoints)} model(s) written to {out}")

@@ -8,14 +8,14 @@ import logging
 import time
 from typing import Sequence
 
-from raydream.data.dream import RowRules
+from raydream.data.dream import DEFAULT_EXPRESSION_RANGE, RowRules
 from raydream.data.prepare import PrepareOptions, prepare_dataset, prepare_synthetic
 from raydream.data.splits import SplitFractions
-from raydream.errors import run_cli
+from raydream.errors import ArgumentParser, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m raydream.prepare",
         description="Validate a DREAM file (SEQUENCE<TAB>EXPRESSION, no header; .gz accepted), "
         "or generate a synthetic one, split it by sequence hash and write zstd Parquet shards "
@@ -28,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "not exist unless --overwrite")
     p.add_argument("--min-length", type=int, default=80, help="shortest valid sequence, bp (default 80)")
     p.add_argument("--max-length", type=int, default=150, help="longest valid sequence, bp (default 150)")
+    p.add_argument("--expression-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   default=list(DEFAULT_EXPRESSION_RANGE),
+                   help="valid expression values, inclusive (default %(default)s: DREAM's bins are 0-17; a value "
+                        "outside is a raw intensity or a corrupt row)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction (default 0.1)")
     p.add_argument("--test-fraction", type=float, default=0.1, help="test fraction (default 0.1)")
     p.add_argument("--split-seed", type=int, default=0, help="changes the split assignment (default 0)")
@@ -42,9 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.input is None) == (args.synthetic is None):
         parser.error("give either INPUT or --synthetic N")
+    if args.synthetic is not None and args.synthetic < 1:
+        parser.error(f"--synthetic N: N must be >= 1 promoters, got {args.synthetic}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     options = PrepareOptions(
-        rules=RowRules(args.min_length, args.max_length),
+        rules=RowRules(args.min_length, args.max_length, *args.expression_range),
         fractions=SplitFractions(args.val_fraction, args.test_fraction),
         split_seed=args.split_seed,
         rows_per_shard=args.rows_per_shard,

@@ -17,13 +17,16 @@ import argparse
 import io
 import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from raydream.errors import DataError, run_cli
+from raydream.errors import ArgumentParser, DataError, run_cli
+from raydream.files import write_bytes_atomic
 from raydream.results import METRIC, SEARCH_FILE, local_experiment, read_experiment, short_names
 
 KDE_POINTS = 5000  # points drawn in the density plot (a random subset of larger splits)
@@ -43,13 +46,7 @@ def _save(fig, path: Path) -> Path:
     """Save a figure as PNG through a temporary file renamed into place."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def search_progress(table: pd.DataFrame, history: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -199,7 +196,7 @@ def _best_predictions(table: pd.DataFrame, data_dir: str, split: str) -> tuple[n
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m raydream.report",
+    p = ArgumentParser(prog="python -m raydream.report",
                                 description="Plot a search's results as PNG files, without starting Ray.")
     p.add_argument("experiment", help="experiment directory or URI (STORAGE_PATH/NAME)")
     p.add_argument("--out", default=None, help="directory for the PNG files (default: EXPERIMENT/report)")
@@ -216,7 +213,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if table.empty or not np.isfinite(table["best_val_r2"]).any():
         raise DataError(f"{experiment}: no trial has reported a validation score yet")
     out = Path(args.out) if args.out else experiment / "report"
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: exists and is not a directory")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        # Every figure is drawn into a staging directory first and moved into place only when
+        # all are drawn: a failure leaves no figure of this run behind.
+        with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as staging:
+            drawn = _draw(found, table, experiment, Path(staging), args.split)
+            written = []
+            for path in drawn:
+                os.replace(path, out / path.name)
+                written.append(out / path.name)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    for path in written:
+        print(path)
+    return 0
+
+
+def _draw(found, table: pd.DataFrame, experiment: Path, out: Path, split: str) -> list[Path]:
+    """Draw the report's figures into `out`; returns their paths."""
     history = {r.trial_id: r.history for r in found.records if r.history is not None and METRIC in r.history}
     keys = list(short_names(found.keys).values())
     written = [
@@ -226,13 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         plot_hyperparameters(table, keys, out / "hyperparameters.png"),
     ]
     if found.info.get("data"):
-        measured, predicted, title = _best_predictions(table, found.info["data"], args.split)
+        measured, predicted, title = _best_predictions(table, found.info["data"], split)
         written.insert(0, plot_pred_vs_measured(measured, predicted, title, out / "pred_vs_measured.png"))
     else:
         print(f"raydream: {experiment} has no {SEARCH_FILE} naming its data; skipped pred_vs_measured.png")
-    for path in written:
-        print(path)
-    return 0
+    return written
 
 
 if __name__ == "__main__":

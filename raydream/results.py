@@ -8,6 +8,7 @@ interrupted search from the files Tune leaves in each trial directory (`params.j
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -18,8 +19,8 @@ from typing import Any, Sequence
 import pandas as pd
 
 from raydream import storage
-from raydream.errors import DataError, run_cli
-from raydream.files import write_text_atomic
+from raydream.errors import ArgumentParser, DataError, run_cli
+from raydream.files import is_within, write_text_atomic
 
 METRIC = "val_r2"
 RANKED_CSV = "ranked_trials.csv"
@@ -186,14 +187,55 @@ def _checkpoint_paths(trial_dir: Path, history: pd.DataFrame) -> list[str | None
     return [kept.get(int(e)) for e in history["epoch"]]
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err}); the experiment's files are damaged") from None
+
+
+def read_progress(progress: Path) -> pd.DataFrame:
+    """A trial's progress.csv (one row per report), refusing a damaged or truncated one.
+
+    Tune appends a line per report and its result.json a JSON line per report; a file cut
+    short (a copy stopped midway, a full disk) would otherwise turn a completed trial into
+    one "stopped early" with wrong scores.
+
+    Raises:
+        DataError: naming the file and what is wrong.
+    """
+    raw = progress.read_bytes()
+    if not raw.endswith(b"\n"):
+        raise DataError(f"{progress}: truncated (its last line is incomplete); the experiment's files are damaged")
+    try:
+        frame = pd.read_csv(io.BytesIO(raw), dtype={"trial_id": str})
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DataError(f"{progress}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    if "epoch" in frame.columns and frame["epoch"].isna().any():
+        line = int(frame.index[frame["epoch"].isna()][0]) + 2
+        raise DataError(f"{progress}: line {line} has no epoch; the experiment's files are damaged")
+    results = progress.with_name("result.json")
+    if results.is_file():
+        reported = results.read_bytes().count(b"\n")
+        if reported > len(frame) + 1:  # one report may be between the two files' writes
+            raise DataError(f"{progress}: {len(frame)} rows, but {results.name} holds {reported} reports: truncated")
+    return frame
+
+
 def read_trial(trial_dir: str | os.PathLike) -> TrialRecord:
-    """A trial's record from its directory: config, per-epoch history with checkpoint paths, error."""
+    """A trial's record from its directory: config, per-epoch history with checkpoint paths, error.
+
+    Raises:
+        DataError: a file of the trial is damaged (naming it).
+    """
     trial_dir = Path(trial_dir)
-    config = json.loads((trial_dir / "params.json").read_text())
+    config = _read_json(trial_dir / "params.json")
+    if not isinstance(config, dict):
+        raise DataError(f"{trial_dir / 'params.json'}: expected a JSON object of the trial's config")
     history = None
     progress = trial_dir / "progress.csv"
     if progress.is_file() and progress.stat().st_size:
-        frame = pd.read_csv(progress, dtype={"trial_id": str})
+        frame = read_progress(progress)
         if "epoch" in frame.columns:
             history = frame.assign(checkpoint_path=_checkpoint_paths(trial_dir, frame))
     error_file = trial_dir / "error.txt"
@@ -239,12 +281,19 @@ def read_experiment(experiment_dir: str | os.PathLike) -> Experiment:
     for trial, record in zip(trials, records):
         record.state, record.failures = states.get(trial.name, (None, 0))
     if info_path.is_file():
-        info = json.loads(info_path.read_text())
+        info = _read_json(info_path)
+        if not isinstance(info, dict) or not isinstance(info.get("sampled_keys"), list) \
+                or not isinstance(info.get("max_epochs"), int):
+            raise DataError(f"{info_path}: expected a search record with 'sampled_keys' and 'max_epochs'")
         keys, max_epochs = info["sampled_keys"], info["max_epochs"]
         if info.get("space_yaml"):  # as the trials used them: lists decoded, inactive keys blank
+            from raydream.errors import ConfigError
             from raydream.spaces import parse_space
 
-            space = parse_space(info["space_yaml"], info["space"])
+            try:
+                space = parse_space(str(info["space_yaml"]), str(info.get("space", SEARCH_FILE)))
+            except ConfigError as err:
+                raise DataError(f"{info_path}: its recorded space (space_yaml) is invalid: {err}") from None
             for record in records:
                 record.config = space.resolve(record.config)
     else:
@@ -271,6 +320,22 @@ def _varying_keys(configs: list[dict]) -> list[str]:
     return keys
 
 
+def refuse_experiment_file(output: str | os.PathLike, experiment: str | os.PathLike, flag: str) -> None:
+    """Refuse an output that would replace one of the experiment's own files (a trial's
+    files, checkpoints, Tune's state, the search record); a new file beside them is fine.
+
+    Raises:
+        DataError: naming the flag and the file.
+    """
+    out, root = Path(output), Path(experiment)
+    if not root.is_dir() or not is_within(out, root):
+        return
+    inside_trial = out.resolve().parent != root.resolve()
+    if inside_trial or (out.exists() and out.name != RANKED_CSV):
+        raise DataError(f"{flag} {output}: would write over the experiment's own files in {experiment}; "
+                        f"write it elsewhere")
+
+
 def markdown_table(table: pd.DataFrame) -> str:
     """The table as GitHub Markdown."""
     def cell(value: Any) -> str:
@@ -284,7 +349,7 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m raydream.results",
+    p = ArgumentParser(prog="python -m raydream.results",
                                 description="Print the ranked trial table of a search, without starting Ray.")
     p.add_argument("experiment", help="experiment directory or URI (STORAGE_PATH/NAME)")
     p.add_argument("--top", type=int, default=None, help="show the best K trials only")
@@ -298,7 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    table = experiment_table(local_experiment(args.experiment))
+    local = local_experiment(args.experiment)
+    for flag, out in (("--csv", args.csv), ("--markdown", args.markdown)):
+        if out:
+            refuse_experiment_file(out, local, flag)
+    table = experiment_table(local)
     if table.empty:
         raise DataError(f"{args.experiment}: no trials yet")
     if args.sort not in table.columns:

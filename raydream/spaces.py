@@ -275,11 +275,45 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
             + (f" ({context})" if context else ""))
 
 
+class _SpaceLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter: a key given twice in one mapping is an error (PyYAML
+    keeps the last silently), and so are anchors and aliases, whose expansion a sub-kilobyte
+    file can blow up to gigabytes. A search space needs neither."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an alias (*{event.anchor}); anchors and aliases are not allowed in a search space",
+                event.start_mark)
+        event = self.peek_event()
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an anchor (&{event.anchor}); anchors and aliases are not allowed in a search space",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice, on lines {seen[key]} and {line}",
+                        key_node.start_mark)
+                seen[key] = line
+            except TypeError:  # an unhashable key: PyYAML says so when it builds the mapping
+                continue
+        return super().construct_mapping(node, deep)
+
+
 def parse_space(text: str, path: str | os.PathLike) -> SearchSpace:
     """Validate a space's YAML text; `path` names it in errors (see `load_space`)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_SpaceLoader)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: {_yaml_problem(err)}") from None
     if not isinstance(raw, dict):

@@ -162,6 +162,16 @@ def upload_dir(local_dir: str | os.PathLike, location: str) -> None:
         raise DataError(f"{location}: upload failed ({err})") from None
 
 
+def list_files(location: str | os.PathLike) -> list[str]:
+    """The files under a directory or URI prefix, as '/'-separated paths relative to it."""
+    fs, root = filesystem(location)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except OSError as err:
+        raise DataError(f"{location}: cannot be listed ({err})") from None
+    return sorted(info.path[len(root):].lstrip("/") for info in infos if info.type == pafs.FileType.File)
+
+
 def replace_dir(local_dir: str | os.PathLike, location: str) -> None:
     """Make `location` (a directory or URI prefix) hold a copy of a local directory's files
     and nothing else."""

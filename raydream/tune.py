@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from raydream import storage
-from raydream.errors import ConfigError, RayDreamError, run_cli
+from raydream.errors import ArgumentParser, ConfigError, RayDreamError, run_cli
+from raydream.files import check_writable_location
 from raydream.models import TORCH, model_kind
 from raydream.plan import (
     DRIVER_RESOURCE,
@@ -58,6 +59,7 @@ from raydream.plan import (
 from raydream.results import RANKED_CSV, experiment_table, format_table, local_experiment, trial_states
 from raydream.spaces import SearchSpace, load_space
 from raydream.train.config import DEFAULT_STALL_TIMEOUT_S, PRECISIONS, TrainConfig
+from raydream.watch import SearchStallWatch
 
 DEFAULT_NUM_SAMPLES = 8
 SMOKE = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "train_rows": 1024}
@@ -94,7 +96,7 @@ def trainable(space: SearchSpace, setup, plan: ResourcePlan):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m raydream.tune",
         description="Search model hyperparameters with Ray Tune (ASHA) over Ray Train runs.",
     )
@@ -259,6 +261,11 @@ def _new_search(args: argparse.Namespace) -> Search:
     if rows["train"] < 2 or rows["val"] < 2:
         raise ConfigError(f"{data_dir}: needs >= 2 training and validation rows, has {rows['train']} and {rows['val']}")
     name = args.name or f"{space.path.stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if not name or "/" in name or name in (".", ".."):
+        raise ConfigError(f"--name {name!r}: expected a plain name for the experiment's directory")
+    if not storage.is_remote(args.storage_path):
+        check_writable_location(args.storage_path, "--storage-path")
+        check_writable_location(storage.join(args.storage_path, name), "--name")
     experiment = storage.join(storage.resolve(args.storage_path), name)
     if storage.is_file(storage.join(experiment, "tuner.pkl")):
         raise ConfigError(f"{experiment}: an experiment of this name exists; continue it with --resume {experiment}, "
@@ -368,87 +375,6 @@ def local_resources(num_cpus: int | None) -> dict[str, float]:
 
     cpus = num_cpus or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     return {"CPU": float(cpus), "GPU": float(torch.cuda.device_count())}
-
-
-# The watch of the search running in this process. A search's callbacks and stopper are
-# pickled into its experiment (tuner.pkl); they unpickle as this process's watch, so that a
-# resumed search reports to the watch it made (see `SearchStallWatch.__reduce__`).
-_ACTIVE_WATCH: dict[str, "SearchStallWatch"] = {}
-
-
-def _active_watch_part(part: str):
-    return getattr(_ACTIVE_WATCH["watch"], part)
-
-
-class SearchStallWatch:
-    """Bounds the wait for trials to start, and says each trial failure in one line.
-
-    If trials are pending and none has run for `limit_s` seconds (their resources are held
-    by something else: another search, or a cluster too small for them), the stopper ends
-    the search and `reason` says what the trials waited for. A trial that fails is printed
-    as one line (Tune's traceback goes to the trial's error.txt, and to the console with -v).
-    """
-
-    def __init__(self, limit_s: float, plan: ResourcePlan) -> None:
-        from ray.tune import Callback
-        from ray.tune.stopper import Stopper
-
-        watch = self
-        self.limit_s, self.plan = limit_s, plan
-        self.reason: str | None = None
-        self._waiting_since: float | None = None
-        _ACTIVE_WATCH["watch"] = self
-
-        class _Callback(Callback):
-            def on_step_begin(self, iteration, trials, **info):
-                watch._observe(trials)
-
-            def on_trial_error(self, iteration, trials, trial, **info):
-                watch._trial_failed(trial, "")
-
-            def on_trial_recover(self, iteration, trials, trial, **info):
-                checkpointed = trial.latest_checkpoint_result is not None
-                watch._trial_failed(trial, "; retrying it" + (" from its last checkpoint" if checkpointed else ""))
-
-            def __reduce__(self):
-                return _active_watch_part, ("callback",)
-
-        class _Stopper(Stopper):
-            def __call__(self, trial_id, result):
-                return False
-
-            def stop_all(self):
-                return watch.reason is not None
-
-            def __reduce__(self):
-                return _active_watch_part, ("stopper",)
-
-        self.callback, self.stopper = _Callback(), _Stopper()
-
-    def _observe(self, trials) -> None:
-        waiting = any(t.status == "PENDING" for t in trials)
-        running = any(t.status in ("RUNNING", "PAUSED") for t in trials)
-        if not waiting or running:
-            self._waiting_since = None
-            return
-        now = time.monotonic()
-        self._waiting_since = self._waiting_since or now
-        if self.reason is None and now - self._waiting_since > self.limit_s:
-            from raydream.train.trial import free_resources
-
-            gpus = f" + {self.plan.gpus_per_trial:g} GPU" if self.plan.gpus_per_trial else ""
-            self.reason = (f"no trial could start for {self.limit_s:.0f} s (--stall-timeout): each needs "
-                           f"{self.plan.cpus_per_trial:g} CPU{gpus}, and the cluster had {free_resources()} free")
-
-    @staticmethod
-    def _trial_failed(trial, then: str) -> None:
-        last = ""
-        try:
-            if trial.error_file:
-                last = Path(trial.error_file).read_text().strip().splitlines()[-1]
-        except (OSError, IndexError):
-            pass
-        print(f"raydream: trial {trial.trial_id} failed: {last or 'see its error.txt'}{then}", flush=True)
 
 
 def require_driver_resource(cluster: dict[str, float], address: str) -> None:

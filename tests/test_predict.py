@@ -64,13 +64,22 @@ def test_an_experiment_in_a_bucket_predicts_as_its_local_copy(experiment, tmp_pa
 
 
 def test_bad_inputs_and_requests_are_one_error_line(experiment, tmp_path, capsys):
-    bad = tmp_path / "bad.txt"
-    bad.write_text("ACGT\nACGX\n")
+    promoter = random_promoters(1, seed=3)[0]
     out = str(tmp_path / "p.tsv")
-    assert run_cli(main, ["--experiment", str(experiment), "--input", str(bad), "--output", out]) == 2
-    assert f"{bad}: line 2: character 'X'" in capsys.readouterr().err
+    # one-per-line input is validated as a DREAM file's sequences are
+    for name, lines, words in [("bad.txt", [promoter, promoter[:-1] + "X"], "line 2: sequence has characters other "
+                                                                              "than A/C/G/T/N: 'X'"),
+                               ("short.txt", ["ACGTA"], "line 1: sequence length 5 is outside the allowed 80-150 bp"),
+                               ("long.txt", [promoter, "A" * 10_000], "line 2: sequence length 10000 is outside")]:
+        bad = tmp_path / name
+        bad.write_text("\n".join(lines) + "\n")
+        assert run_cli(main, ["--experiment", str(experiment), "--input", str(bad), "--output", out]) == 2
+        assert f"{bad}, {words}" in capsys.readouterr().err
     good = tmp_path / "good.txt"
-    good.write_text("ACGT\n")
+    good.write_text(promoter + "\n")
+    assert run_cli(main, ["--experiment", str(experiment), "--input", str(good), "--output", str(good)]) == 2
+    assert f"--output {good}: is the input {good}" in capsys.readouterr().err
+    assert good.read_text() == promoter + "\n"  # never written over
     assert run_cli(main, ["--experiment", str(experiment), "--top-k", "4", "--input", str(good), "--output", out]) == 2
     assert "3 trial(s) with a checkpoint, fewer than --top-k 4" in capsys.readouterr().err
     assert run_cli(main, ["--checkpoint", str(tmp_path / "nope"), "--input", str(good), "--output", out]) == 2

@@ -71,5 +71,9 @@ def test_prepare_synthetic_records_the_noise_ceiling(tmp_path):
 def test_cli_takes_input_or_synthetic_not_both(tmp_path, capsys):
     assert run_cli(prepare_main, ["--synthetic", "300", "--out", str(tmp_path / "s")]) == 0
     assert "noise ceiling" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        prepare_main(["x.txt", "--synthetic", "10", "--out", str(tmp_path / "t")])
+    assert run_cli(prepare_main, ["x.txt", "--synthetic", "10", "--out", str(tmp_path / "t")]) == 2
+    assert capsys.readouterr().err == ("error: python -m raydream.prepare: give either INPUT or --synthetic N (see "
+                                       "python -m raydream.prepare --help)\n")
+    assert run_cli(prepare_main, ["--synthetic", "0", "--out", str(tmp_path / "t")]) == 2
+    assert "--synthetic N: N must be >= 1 promoters, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()

@@ -18,6 +18,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -35,6 +36,7 @@ from raydream import __version__, storage
 from raydream.data.dream import DreamReader, RowRules, file_sha256
 from raydream.data.splits import SPLITS, SplitFractions, assign_splits
 from raydream.errors import DataError
+from raydream.files import is_within, require_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +180,9 @@ def _prepare_to_store(source: str | os.PathLike, out: str, options: PrepareOptio
     held = storage.is_dir(out)
     if held and not overwrite:
         raise DataError(f"{out}: already holds files (use --overwrite to replace them)")
+    if held and not is_dataset(out):
+        raise DataError(f"--out {out}: holds files that are not a prepared dataset (no raydream {MANIFEST}); "
+                        f"--overwrite replaces only a dataset raydream.prepare wrote")
     with tempfile.TemporaryDirectory(prefix="raydream-prepare-") as tmp:
         local = Path(tmp) / "dataset"
         manifest = prepare_dataset(source, local, options, manifest_extra=manifest_extra,
@@ -218,8 +223,7 @@ def prepare_dataset(
     if storage.is_remote(out):
         return _prepare_to_store(source, str(out), options, overwrite, manifest_extra, source_label)
     source, out = Path(source), Path(out)
-    if out.exists() and not overwrite:
-        raise DataError(f"{out}: output directory already exists (use --overwrite to replace it)")
+    check_output_dir(out, source, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_sibling(out)
     tmp.mkdir()
@@ -230,6 +234,44 @@ def prepare_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+_SHARD_NAME = re.compile(r"^(train|val|test)/part-[0-9]{5}\.parquet$")
+
+
+def is_dataset(location: str | os.PathLike) -> bool:
+    """True when `location` holds what raydream.prepare writes: a manifest it wrote (the
+    shards may be damaged), or only shards named as it names them (an upload that stopped
+    before its manifest)."""
+    path = storage.join(location, MANIFEST)
+    try:
+        if storage.is_file(path):
+            manifest = json.loads(storage.read_text(path))
+            return isinstance(manifest, dict) and str(manifest.get("created_by", "")).startswith("raydream")
+        names = storage.list_files(location)
+    except (DataError, ValueError, UnicodeDecodeError):
+        return False
+    return bool(names) and all(_SHARD_NAME.match(name) for name in names)
+
+
+def check_output_dir(out: Path, source: Path | None, overwrite: bool) -> None:
+    """Refuse an output directory that would destroy something that is not raydream's output.
+
+    `out` may not be the input file, nor a directory that holds it; an existing `out` is
+    replaced only with `overwrite`, and only when it is itself a prepared dataset.
+
+    Raises:
+        DataError: naming the output and what it would destroy.
+    """
+    if source is not None and (out.resolve() == source.resolve() or is_within(source, out)):
+        raise DataError(f"--out {out}: would replace the input {source}; give a new directory for the dataset")
+    if not out.exists() and not out.is_symlink():
+        return
+    if not overwrite:
+        raise DataError(f"{out}: output directory already exists (use --overwrite to replace it)")
+    if not out.is_dir() or not is_dataset(out):
+        raise DataError(f"--out {out}: exists and is not a prepared dataset (no raydream {MANIFEST}); --overwrite "
+                        f"replaces only a dataset raydream.prepare wrote")
 
 
 def _write_split_tables(writers: list[_ShardWriter], table: pa.Table, split: np.ndarray) -> None:
@@ -367,11 +409,22 @@ def load_manifest(root: str | os.PathLike, verify: bool = False) -> dict:
     for key in ("rows", "shards", "source"):
         if key not in manifest:
             raise DataError(f"{path}: missing key {key!r}")
-    names = []
+    if not isinstance(manifest["shards"], dict):
+        raise DataError(f"{path}: 'shards' must map each split to its list of files")
+    names: list[str] = []
+    owner: dict[str, str] = {}
     for split in SPLITS:
         files = manifest["shards"].get(split)
-        if not files:
+        if not files or not isinstance(files, list) or not all(isinstance(f, str) for f in files):
             raise DataError(f"{path}: no shards listed for split {split!r}")
+        for name in files:
+            parts = Path(name).parts
+            if Path(name).is_absolute() or ".." in parts or not parts:
+                raise DataError(f"{path}: shard {name!r} of split {split!r} is not a path inside the dataset")
+            if name in owner:
+                where = "twice" if owner[name] == split else f"in both {owner[name]!r} and {split!r}"
+                raise DataError(f"{path}: shard {name!r} is listed {where}; the splits must be disjoint")
+            owner[name] = split
         names += files
     listed = [storage.join(root, name) for name in names]
     recorded = manifest.get("checksums") or {}  # manifests of earlier versions have none
@@ -443,6 +496,7 @@ def resolve_dataset(data: str | os.PathLike | None, cache_dir: Path | None = Non
         return source
     if not source.exists():
         raise DataError(f"{source}: no such file or directory")
+    require_regular_file(source, "DREAM file or prepared dataset directory")
     digest = file_sha256(source)
     target = (cache_dir or cache_root()) / "datasets" / digest[:16]
     try:
