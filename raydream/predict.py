@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.experiment is None:
         for checkpoint in args.checkpoint:
             if not Path(checkpoint).is_dir():
-                raise DataError(f"{checkpoint}: no such checkpoint directory")
+                found = "is a file, not a checkpoint directory" if Path(checkpoint).exists() else "no such checkpoint directory"
+                raise DataError(f"{checkpoint}: {found}")
             if is_within(args.output, checkpoint):
                 raise DataError(f"--output {args.output}: is inside the checkpoint {checkpoint}; write it elsewhere")
     sequences = read_sequences(args.input, rules)

@@ -141,13 +141,17 @@ def local_experiment(location: str | os.PathLike) -> Path:
 def _checkpoints_by_epoch(trial_dir: Path) -> dict[int, str]:
     """Epoch -> directory of every checkpoint Tune kept in a trial directory (its
     `checkpoint_NNNNNN` directories; the Train runs' own checkpoints below them are not
-    the trial's)."""
+    the trial's).
+
+    Raises:
+        DataError: a checkpoint's meta.json is damaged (naming it).
+    """
     found = {}
     for meta in trial_dir.glob("checkpoint_*/meta.json"):
-        try:
-            found[int(json.loads(meta.read_text())["epoch"])] = str(meta.parent)
-        except (ValueError, KeyError, TypeError, json.JSONDecodeError):
-            continue
+        epoch = _read_json(meta).get("epoch") if isinstance(_read_json(meta), dict) else None
+        if not isinstance(epoch, int):
+            raise DataError(f"{meta}: no epoch; the checkpoint is damaged")
+        found[epoch] = str(meta.parent)
     return found
 
 
@@ -274,6 +278,8 @@ def read_experiment(experiment_dir: str | os.PathLike) -> Experiment:
     directory = Path(experiment_dir)
     trials = sorted(p for p in directory.iterdir() if (p / "params.json").is_file()) if directory.is_dir() else []
     info_path = directory / SEARCH_FILE
+    if directory.exists() and not directory.is_dir():
+        raise DataError(f"{directory}: is a file, not a raydream experiment directory")
     if not info_path.is_file() and not trials:
         raise DataError(f"{directory}: not a raydream experiment directory (no {SEARCH_FILE} and no trials)")
     records = [read_trial(t) for t in trials]

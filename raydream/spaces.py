@@ -41,7 +41,8 @@ from typing import Any
 import yaml
 
 from raydream.config import field_names, from_dict
-from raydream.errors import ConfigError
+from raydream.errors import ConfigError, DataError
+from raydream.files import require_regular_file
 from raydream.models import TREE, list_models, model_config, model_kind
 from raydream.models.registry import model_config_class
 from raydream.train.config import TREE_TRAIN_FIELDS, TrainConfig, build_model_config
@@ -52,6 +53,7 @@ SECTIONS = ("model_config", "train")
 # Keys the command line owns: searching them would make ASHA's budget or the data differ
 # between trials.
 NOT_SEARCHABLE = ("max_epochs", "train_rows", "val_rows")
+MAX_SPACE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -164,9 +166,12 @@ def find_space(name_or_path: str) -> Path:
     """A space's YAML file from a name ("resnet") or a path ("my_space.yaml")."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or os.sep in name_or_path:
-        if not candidate.is_file():
+        if not candidate.exists():
             raise ConfigError(f"{candidate}: no such search-space file")
-        return candidate
+        try:
+            return require_regular_file(candidate, "search-space file")
+        except DataError as err:
+            raise ConfigError(str(err)) from None
     for directory in spaces_dirs():
         path = directory / f"{name_or_path}.yaml"
         if path.is_file():
@@ -261,7 +266,15 @@ def load_space(name_or_path: str) -> SearchSpace:
             distributions and values the model or training config rejects.
     """
     path = find_space(name_or_path)
-    return parse_space(path.read_text(), path)
+    raw = path.read_bytes()
+    if len(raw) > MAX_SPACE_BYTES:
+        raise ConfigError(f"{path}: {len(raw):,} bytes; a search space is a short YAML file (at most "
+                          f"{MAX_SPACE_BYTES:,} bytes)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); expected a YAML file") from None
+    return parse_space(text, path)
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:
@@ -271,7 +284,8 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     if mark is None:
         return f"YAML syntax error: {problem}"
     context = getattr(err, "context", None)
-    return (f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    kind = "YAML error" if isinstance(err, yaml.constructor.ConstructorError) else "YAML syntax error"
+    return (f"{kind} at line {mark.line + 1}, column {mark.column + 1}: {problem}"
             + (f" ({context})" if context else ""))
 
 

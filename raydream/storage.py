@@ -90,6 +90,11 @@ def _info(location: str | os.PathLike) -> pafs.FileInfo:
         raise DataError(f"{location}: cannot be reached ({err})") from None
 
 
+def exists(location: str | os.PathLike) -> bool:
+    """Anything (a file, a directory, a FIFO, ...) is at the location."""
+    return _info(location).type != pafs.FileType.NotFound
+
+
 def is_file(location: str | os.PathLike) -> bool:
     return _info(location).type == pafs.FileType.File
 

@@ -254,18 +254,19 @@ def _new_search(args: argparse.Namespace) -> Search:
     if args.precision:
         overrides["precision"] = args.precision
 
-    from raydream.data.prepare import load_manifest, resolve_dataset
-
-    data_dir = resolve_dataset(args.data)
-    rows = load_manifest(data_dir, verify=True)["rows"]
-    if rows["train"] < 2 or rows["val"] < 2:
-        raise ConfigError(f"{data_dir}: needs >= 2 training and validation rows, has {rows['train']} and {rows['val']}")
     name = args.name or f"{space.path.stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     if not name or "/" in name or name in (".", ".."):
         raise ConfigError(f"--name {name!r}: expected a plain name for the experiment's directory")
     if not storage.is_remote(args.storage_path):
         check_writable_location(args.storage_path, "--storage-path")
         check_writable_location(storage.join(args.storage_path, name), "--name")
+
+    from raydream.data.prepare import load_manifest, resolve_dataset
+
+    data_dir = resolve_dataset(args.data)
+    rows = load_manifest(data_dir, verify=True)["rows"]
+    if rows["train"] < 2 or rows["val"] < 2:
+        raise ConfigError(f"{data_dir}: needs >= 2 training and validation rows, has {rows['train']} and {rows['val']}")
     experiment = storage.join(storage.resolve(args.storage_path), name)
     if storage.is_file(storage.join(experiment, "tuner.pkl")):
         raise ConfigError(f"{experiment}: an experiment of this name exists; continue it with --resume {experiment}, "
@@ -292,8 +293,9 @@ def _recorded_search(args: argparse.Namespace, given: set[str]) -> Search:
                           f"--space (to check), --num-cpus, --address and --verbose, not {flag}")
     directory = storage.resolve(args.resume)
     if not storage.is_dir(directory):
-        raise ConfigError(f"--resume {args.resume}: no such experiment directory; give STORAGE_PATH/NAME, "
-                          f"as the search printed when it started")
+        found = "is a file, not an experiment directory" if storage.exists(directory) else "no such experiment directory"
+        raise ConfigError(f"--resume {args.resume}: {found}; give STORAGE_PATH/NAME, as the search printed when it "
+                          f"started")
     search = Search.read(directory)
     if args.stall_timeout is not None:
         search = dataclasses.replace(search, stall_timeout=args.stall_timeout)

@@ -48,6 +48,32 @@ def dream_file(tmp_path: Path) -> Path:
     return write_dream(tmp_path / "toy.txt", seqs, values)
 
 
+@pytest.fixture
+def experiment(tmp_path) -> Path:
+    """A search directory (no Ray) with three resnet trials of different quality and a
+    checkpoint each; trial_1 is the best."""
+    import json
+
+    import pandas as pd
+
+    from raydream.checkpoint import save_checkpoint
+    from raydream.models import create_model, model_config
+    from raydream.results import write_search_info
+    from raydream.train.config import TrainConfig
+
+    exp = tmp_path / "exp"
+    write_search_info(exp, {"sampled_keys": ["train.seed"], "max_epochs": 1})
+    cfg = model_config("resnet", {"channels": 8, "num_blocks": 1})
+    for i, r2 in enumerate([0.2, 0.5, 0.3]):
+        trial = exp / f"trial_{i}"
+        ckpt = trial / "checkpoint_000000"
+        torch.manual_seed(i)
+        save_checkpoint(ckpt, create_model("resnet", cfg).eval(), "resnet", cfg, TrainConfig(seed=i), 1, {"val_r2": r2})
+        (trial / "params.json").write_text(json.dumps({"train": {"seed": i}}))
+        pd.DataFrame({"epoch": [1], "val_r2": [r2], "trial_id": [f"t{i}"]}).to_csv(trial / "progress.csv", index=False)
+    return exp
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
     """Prepared-data cache in a per-session temporary directory, never ~/.cache."""

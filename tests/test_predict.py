@@ -5,32 +5,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from raydream.checkpoint import predict_from_checkpoint, save_checkpoint
+from raydream.checkpoint import predict_from_checkpoint
 from raydream.errors import run_cli
-from raydream.models import create_model, model_config
 from raydream.predict import main, read_sequences
-from raydream.results import write_search_info
-from raydream.train.config import TrainConfig
 
 from conftest import random_promoters, write_dream
-
-
-@pytest.fixture
-def experiment(tmp_path):
-    """A search directory with three resnet trials of different quality and a checkpoint each."""
-    exp = tmp_path / "exp"
-    write_search_info(exp, {"sampled_keys": ["train.seed"], "max_epochs": 1})
-    cfg = model_config("resnet", {"channels": 8, "num_blocks": 1})
-    for i, r2 in enumerate([0.2, 0.5, 0.3]):
-        trial = exp / f"trial_{i}"
-        ckpt = trial / "checkpoint_000000"
-        torch.manual_seed(i)
-        save_checkpoint(ckpt, create_model("resnet", cfg).eval(), "resnet", cfg, TrainConfig(seed=i), 1, {"val_r2": r2})
-        (trial / "params.json").write_text(json.dumps({"train": {"seed": i}}))
-        pd.DataFrame({"epoch": [1], "val_r2": [r2], "trial_id": [f"t{i}"]}).to_csv(trial / "progress.csv", index=False)
-    return exp
 
 
 def test_best_trial_and_top_k_ensemble_predictions(experiment, tmp_path):

@@ -70,10 +70,10 @@ class RowRules:
         if not (abs(low) <= _FLOAT32_MAX and abs(high) <= _FLOAT32_MAX and low < high):
             raise DataError(f"expression range must be two finite float32 numbers LOW < HIGH, got {low:g} {high:g}")
 
-    def expression_problem(self, value: float) -> str | None:
-        """Why an expression value (already a number) is refused, or None."""
-        if not self.min_expression <= value <= self.max_expression:
-            return (f"expression {value:g} is outside the allowed range {self.min_expression:g} to "
+    def expression_problem(self, text: str) -> str | None:
+        """Why an expression value (text that parses as a number) is refused, or None."""
+        if not self.min_expression <= float(text) <= self.max_expression:
+            return (f"expression {_clip(text)} is outside the allowed range {self.min_expression:g} to "
                     f"{self.max_expression:g} (--expression-range)")
         return None
 
@@ -163,7 +163,7 @@ def describe_line(text: str, line_no: int, rules: RowRules) -> str | None:
         return problem
     if not _NUMBER.match(expr):
         return f"expression {_clip(expr)!r} is not a finite number"
-    return rules.expression_problem(float(expr))
+    return rules.expression_problem(expr)
 
 
 def _clip(text: str, limit: int = 60) -> str:

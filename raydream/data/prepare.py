@@ -36,7 +36,7 @@ from raydream import __version__, storage
 from raydream.data.dream import DreamReader, RowRules, file_sha256
 from raydream.data.splits import SPLITS, SplitFractions, assign_splits
 from raydream.errors import DataError
-from raydream.files import is_within, require_regular_file
+from raydream.files import check_writable_location, is_within, require_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +265,7 @@ def check_output_dir(out: Path, source: Path | None, overwrite: bool) -> None:
     """
     if source is not None and (out.resolve() == source.resolve() or is_within(source, out)):
         raise DataError(f"--out {out}: would replace the input {source}; give a new directory for the dataset")
+    check_writable_location(out, "--out")
     if not out.exists() and not out.is_symlink():
         return
     if not overwrite:
