@@ -332,10 +332,13 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
     if args.address:
         ray.init(address=args.address, **logs)
     else:
+        # A Train run watches for nodes being drained (spot preemption) with an actor of its
+        # own; the machine a local instance runs on is not preempted node by node.
+        os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
         ray.init(
             num_cpus=args.num_cpus,
             resources={DRIVER_RESOURCE: 1000},
-            include_dashboard=True,  # see the module docstring: without it the 2nd trial hangs
+            include_dashboard=True,  # to watch a search; trials do not depend on it (README: How trials ...)
             **logs,
         )
     started = time.monotonic()
@@ -415,6 +418,8 @@ def _new_tuner(search: Search, trainable_with_resources, plan: ResourcePlan, ver
         param_space=build_param_space(search.space, search.train_overrides),
         tune_config=tune.TuneConfig(
             num_samples=search.num_samples,
+            # a Train-run trial's driver process serves the next trial (TrainRunTrial.reset_config)
+            reuse_actors=search.space.model != "random_forest",
             time_budget_s=search.time_budget,
             search_alg=_searcher(search, plan.max_concurrent, verbose),
             scheduler=ASHAScheduler(

@@ -359,12 +359,15 @@ def test_sigterm_leaves_nothing_behind(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     out = tmp_path / "synthetic"
-    proc = subprocess.Popen([sys.executable, "-m", "raydream.prepare", "--synthetic", "3000000", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "raydream.prepare", "--synthetic", "600000", "--out", str(out),
+                             "--rows-per-shard", "20000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TMPDIR": str(scratch)})
     deadline = time.monotonic() + 60
-    while not any(scratch.rglob("*.txt")) and time.monotonic() < deadline:  # the generated DREAM file is written
-        time.sleep(0.05)
+    # SIGTERM once the generated DREAM file is written and its shards are being written
+    while not list(tmp_path.glob(".synthetic.tmp-*")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    assert any(scratch.rglob("*.txt")), "the generated file was not there when the signal was sent"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err

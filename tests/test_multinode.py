@@ -50,8 +50,9 @@ train:
 def cluster():
     from ray.cluster_utils import Cluster
 
-    # The dashboard releases finished Train runs' resources (see raydream/tune.py); a lost
+    # The dashboard serves the State API the node-loss test lists Train workers with; a lost
     # node is noticed after 3 missed 1-second health checks instead of Ray's default ~30 s.
+    # Worker nodes of 4 CPUs: a 2-worker trial reserves 2 x (1 CPU + 1 for its data reads).
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "resources": {"TRIAL_DRIVER": 1000}, "include_dashboard": True,
         "_system_config": {"health_check_period_ms": 1000, "health_check_timeout_ms": 1000,
@@ -59,7 +60,7 @@ def cluster():
                            "health_check_failure_threshold": 3},
     })
     for _ in range(2):
-        cluster.add_node(num_cpus=3)
+        cluster.add_node(num_cpus=4)
     cluster.wait_for_nodes()
     yield cluster
     cluster.shutdown()
@@ -145,13 +146,14 @@ def test_concurrent_two_worker_trials_survive_losing_a_node_and_validate_exactly
             doomed = [n for n in cluster.worker_nodes if n.node_id in {w.node_id for w in workers}]
             assert doomed, "no Train worker alive on a worker node"
             cluster.remove_node(doomed[0], allow_graceful=False)
-            cluster.add_node(num_cpus=3)
+            cluster.add_node(num_cpus=4)
             proc.wait(timeout=300)
         finally:
             kill_group(proc)
     text = log.read_text()
     assert proc.returncode == 0, text[-3000:]
-    assert "each trial: 2 CPU for Train workers" in text and "up to 3 trial(s) at a time" in text
+    assert "each trial: 4 CPU for Train workers (2 of the CPUs for their Ray Data reads)" in text
+    assert "up to 2 trial(s) at a time" in text
     table = pd.read_csv(experiment / "ranked_trials.csv")
     assert table["status"].tolist() == ["completed", "completed"], table
     trials = sorted(experiment.glob("TrainRunTrial_*"))
@@ -186,7 +188,7 @@ def test_lightgbm_trains_data_parallel_on_two_workers_from_and_into_an_object_st
     done = run_tune("--space", str(space), "--smoke", "--num-samples", "1", "--max-epochs", "4", "--num-workers", "2",
                     "--keep-checkpoints", "2", "--address", cluster.address, "--data", data, "--storage-path",
                     results, "--name", "lgb", timeout=280)
-    assert "each trial: 2 CPU for Train workers" in done.stdout
+    assert "each trial: 4 CPU for Train workers (2 of the CPUs for their Ray Data reads)" in done.stdout
     assert f"ranked table: {storage.join(results, 'lgb', 'ranked_trials.csv')}" in done.stdout
     # Read back as on a laptop: the experiment is mirrored locally, checkpoints included.
     experiment = local_experiment(storage.join(results, "lgb"))

@@ -39,10 +39,8 @@ import ray
 import ray.train
 from ray import tune
 from ray.tune.result import DONE, SHOULD_CHECKPOINT
-from ray.train.v2._internal.execution.callback import ControllerCallback
-from ray.train.v2.api.callback import UserCallback
-
 from raydream import storage
+from raydream.train.run_link import ControllerLink, ForwardReports, RunLink
 
 logger = logging.getLogger(__name__)
 
@@ -57,38 +55,6 @@ _SCHEDULING_STATES = ("InitializingState", "SchedulingState", "ReschedulingState
 
 class TrialStalled(RuntimeError):
     """A Train run reported nothing for longer than its stall limit."""
-
-
-class _ForwardReports(UserCallback):
-    """In the Train controller: hands rank 0's metrics and the checkpoint of every report to
-    the trial, and waits until the trial has copied the checkpoint."""
-
-    def __init__(self, events, acks) -> None:
-        self._events, self._acks = events, acks
-
-    def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:
-        self._events.put(("report", dict(metrics[0]), checkpoint))
-        self._acks.get()
-
-
-class _ControllerLink(ControllerCallback):
-    """In the Train controller: tells the trial the controller's handle (to abort the run with)
-    and each state it enters (to say what a silent run waits for)."""
-
-    def __init__(self, events) -> None:
-        self._events = events
-
-    def after_controller_start(self, train_run_context) -> None:
-        self._send(("controller", ray.get_runtime_context().current_actor))
-
-    def after_controller_state_update(self, previous_state, current_state) -> None:
-        self._send(("state", type(current_state).__name__))
-
-    def _send(self, event: tuple) -> None:
-        try:
-            self._events.put_nowait(event)
-        except Exception:  # the trial is gone; the run is being torn down
-            logger.debug("raydream: could not send %s to the trial", event[0], exc_info=True)
 
 
 def new_run_name(trial_storage: str | Path) -> str:
@@ -106,17 +72,14 @@ class TrainRun:
     """
 
     def __init__(self, build: Callable[[list, str, Any], Any], trial_storage: str, resume) -> None:
-        from ray.util.queue import Queue
-
-        self.events = Queue(actor_options={"num_cpus": 0})
-        self.acks = Queue(maxsize=1, actor_options={"num_cpus": 0})
+        self.link = ray.remote(num_cpus=0, max_concurrency=4)(RunLink).remote()
         self.run_name = new_run_name(trial_storage)
         self.controller = None
         self.state: str | None = None
         self.error: BaseException | None = None
         self._unacked = False
         self._stopping = False
-        trainer = build([_ForwardReports(self.events, self.acks), _ControllerLink(self.events)], self.run_name, resume)
+        trainer = build([ForwardReports(self.link), ControllerLink(self.link)], self.run_name, resume)
         self._thread = threading.Thread(target=self._fit, args=(trainer,), name="train-fit", daemon=True)
         self._thread.start()
 
@@ -133,15 +96,12 @@ class TrainRun:
             TrialStalled: nothing was reported for `limit_s` seconds (the run is aborted).
             What the Train run raised, if it failed.
         """
-        from ray.util.queue import Empty
-
         self.ack()
         deadline = time.monotonic() + limit_s
         while True:
-            try:
-                event = self.events.get(timeout=_POLL_S)
-            except Empty:
-                if not self._thread.is_alive() and self.events.empty():
+            event = ray.get(self.link.next_event.remote(_POLL_S))
+            if event is None:
+                if not self._thread.is_alive() and not ray.get(self.link.pending.remote()):
                     if self.error is not None and not self._stopping:
                         raise self.error
                     return None
@@ -160,7 +120,7 @@ class TrainRun:
         """Let the Train run go on past its last report."""
         if self._unacked:
             self._unacked = False
-            self.acks.put(True)
+            ray.get(self.link.ack.remote())
 
     def _stall_reason(self, limit_s: float) -> str:
         if self.controller is None:
@@ -188,8 +148,7 @@ class TrainRun:
         if self._thread.is_alive():
             logger.warning("raydream: the Train run %s did not end within %.0f s of being stopped",
                            self.run_name, STOP_TIMEOUT_S)
-        for queue in (self.events, self.acks):
-            queue.shutdown()
+        ray.kill(self.link)
 
 
 def free_resources() -> str:
@@ -212,13 +171,24 @@ class TrainRunTrial(tune.Trainable):
     def setup(self, config: dict, setup=None, space=None) -> None:
         import ray.data
 
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        self._setup, self._space = setup, space
+        self._begin(config)
+
+    def reset_config(self, new_config: dict) -> bool:
+        """Reuse this actor for another trial (Tune's reuse_actors): the last trial's Train run
+        ends first, as in `cleanup`."""
+        self.cleanup()
+        self._begin(new_config)
+        return True
+
+    def _begin(self, config: dict) -> None:
         from raydream.train.loop import build_trainer
         from raydream.train.tree_loop import build_lightgbm_trainer
 
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        self._config = space.resolve(config)
-        self._setup = setup
+        self._config = self._space.resolve(config)
         self._build = build_lightgbm_trainer if self._config["model"] == "lightgbm" else build_trainer
+        setup = self._setup
         self._max_epochs = int(self._config["train"]["max_epochs"])
         # Train writes its checkpoints straight into the experiment's storage, under the
         # trial's directory name, so the checkpoints the trial reports outlive the session.
