@@ -328,7 +328,8 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
     network = model_kind(space.model) == TORCH
     if not args.address:  # the trial shape against this machine, before Ray starts
         _check_local_fit(search.space, search.num_workers, search.cpus_per_worker, search.gpus_per_worker, args)
-    logs = {"log_to_driver": args.verbose >= 2, "logging_level": logging.INFO if args.verbose else logging.WARNING}
+    logs = {"log_to_driver": args.verbose >= 2, "logging_level": logging.INFO if args.verbose else logging.WARNING,
+            "runtime_env": {"env_vars": _train_env(search.stall_timeout)}}
     if args.address:
         ray.init(address=args.address, **logs)
     else:
@@ -364,6 +365,18 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
     finally:
         ray.shutdown()
     return _finish(search, time.monotonic() - started, watch.reason)
+
+
+def _train_env(stall_timeout: float) -> dict[str, str]:
+    """Ray Train settings for this search's trials, on any cluster (unless set already).
+
+    RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S: how long a Train run waits for its workers'
+    placement group before it fails (Train's default 60 s, then retried without end); here
+    the stall timeout, after which the trial fails and Tune retries it (see
+    `raydream.train.trial`).
+    """
+    return {"RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S":
+            os.environ.get("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", f"{stall_timeout:g}")}
 
 
 def _check_local_fit(space: SearchSpace, num_workers: int, cpus_per_worker: int, gpus_per_worker: float | None,

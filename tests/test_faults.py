@@ -6,6 +6,12 @@ killed (SIGKILL) mid-run, and the whole search is stopped by Ctrl-C during the s
 `--resume` then finishes it, and `results`, `report`, `predict` and `evaluate` read what it
 left. Every command is a subprocess with a timeout, so a hang fails the test instead of
 stalling CI.
+
+The machine is busy meanwhile, as a user's often is: a second Ray instance runs a 20-trial
+search beside the first run of the search, and a busy loop loads a CPU. Before trials ended
+their own Train runs, a second instance on the machine made Train's clean-up of a stopped
+trial fail ("Found multiple active Ray instances"), its CPUs were never freed and the next
+trial's data was never read: the smoke search hung at its second trial.
 """
 
 import os
@@ -64,6 +70,7 @@ class Survivor:
     at_ctrl_c: dict[str, list[int]]  # trial directory -> epochs reported before Ctrl-C
     interrupted_table: str  # `raydream.results` on the interrupted experiment
     resumed: subprocess.CompletedProcess
+    beside: Path  # the experiment of the 20-trial search run beside it in another Ray instance
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +80,14 @@ def survivor(tmp_path_factory) -> Survivor:
     prepared = cli("prepare", default_data_file(), "--out", data)
     assert prepared.returncode == 0 and "wrote" in prepared.stdout, prepared.stderr
     experiment, log = tmp / "results" / "cut", tmp / "first.log"
+    # Beside it: another Ray instance with 20 one-process trials (random forests), and a busy CPU.
+    load = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 300\nwhile time.time() < end: pass"],
+                            start_new_session=True)
+    with (tmp / "beside.log").open("w") as out:
+        beside = subprocess.Popen([sys.executable, "-m", "raydream.tune", "--space", "random_forest", "--smoke",
+                                   "--num-samples", "20", "--max-concurrent", "1", "--data", str(data),
+                                   "--storage-path", str(tmp / "beside"), "--name", "twenty"],
+                                  stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     # Grace period = epochs: ASHA stops nothing, so both trials run every epoch.
     command = [sys.executable, "-m", "raydream.tune", "--space", "resnet", "--data", str(data), "--smoke",
                "--max-epochs", str(EPOCHS), "--grace-period", str(EPOCHS), "--seed", "3",
@@ -96,14 +111,18 @@ def survivor(tmp_path_factory) -> Survivor:
             at_ctrl_c = {t.name: _epochs(t) for t in trials()}
             proc.send_signal(signal.SIGINT)  # Ctrl-C
             proc.wait(timeout=120)
+            beside.wait(timeout=SEARCH_TIMEOUT)
         finally:
             kill_group(proc)
+            kill_group(beside)
+            kill_group(load)
+    assert beside.returncode == 0, (tmp / "beside.log").read_text()[-3000:]
     first_run = log.read_text()
     assert proc.returncode == 130, first_run[-3000:]
     table = cli("results", experiment)
     assert table.returncode == 0, table.stderr
     resumed = run_tune("--resume", str(experiment), "--space", "resnet", timeout=SEARCH_TIMEOUT)
-    return Survivor(data, experiment, first_run, killed, at_ctrl_c, table.stdout, resumed)
+    return Survivor(data, experiment, first_run, killed, at_ctrl_c, table.stdout, resumed, tmp / "beside" / "twenty")
 
 
 def test_a_trial_whose_train_worker_is_killed_goes_on_from_its_checkpoint(survivor):
@@ -119,6 +138,11 @@ def test_a_trial_whose_train_worker_is_killed_goes_on_from_its_checkpoint(surviv
     assert len(table) == 2 and set(table["status"]) == {"completed"}, table
     assert table["failures"].sum() == 1, table  # the killed trial, once; the other none
     assert (table["epochs"] == EPOCHS).all(), table
+
+
+def test_the_search_beside_it_in_another_ray_instance_finished_its_20_trials(survivor):
+    statuses = pd.read_csv(survivor.beside / "ranked_trials.csv")["status"].tolist()
+    assert len(statuses) == 20 and set(statuses) <= {"completed", "stopped early"}, statuses
 
 
 def test_ctrl_c_leaves_an_experiment_that_resume_finishes(survivor):

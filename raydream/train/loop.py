@@ -289,6 +289,10 @@ def trainer_arguments(
             storage_path=storage_path,
             callbacks=callbacks,
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            # A worker group that cannot be placed within RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S
+            # (raydream sets it to the stall timeout) ends the run, and Tune retries the trial:
+            # Train's own endless rescheduling never yields to an abort (raydream.train.trial).
+            failure_config=ray.train.FailureConfig(controller_failure_limit=0),
         ),
     }
 

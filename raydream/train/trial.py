@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 RESTORED_CHECKPOINT = "restored_checkpoint"  # under the trial's directory: where a restarted run starts from
 STALL_FACTOR = 3  # the stall limit is at least this many times the trial's slowest epoch
 STOP_TIMEOUT_S = 90.0  # how long cleanup waits for a Train run to end or abort
+SCHEDULING_GRACE_S = 30.0  # past the stall limit, for a run placing its workers to end by itself
 _POLL_S = 1.0
 # Train controller states in which the run waits for its worker group's resources.
 _SCHEDULING_STATES = ("InitializingState", "SchedulingState", "ReschedulingState", "RestartingState",
@@ -103,10 +104,15 @@ class TrainRun:
             if event is None:
                 if not self._thread.is_alive() and not ray.get(self.link.pending.remote()):
                     if self.error is not None and not self._stopping:
+                        if _is_startup_timeout(self.error):  # Train's own bounded wait ended the run
+                            raise TrialStalled(self._stall_reason(scheduling=True))
                         raise self.error
                     return None
-                if time.monotonic() > deadline:
-                    raise TrialStalled(self._stall_reason(limit_s))
+                late = time.monotonic() - deadline
+                # A run still placing its workers ends by itself when Train's wait for them
+                # (the same limit) runs out; an abort would not be heard before then.
+                if late > (SCHEDULING_GRACE_S if self.state in _SCHEDULING_STATES else 0):
+                    raise TrialStalled(self._stall_reason())
                 continue
             if event[0] == "controller":
                 self.controller = event[1]
@@ -122,10 +128,10 @@ class TrainRun:
             self._unacked = False
             ray.get(self.link.ack.remote())
 
-    def _stall_reason(self, limit_s: float) -> str:
-        if self.controller is None:
+    def _stall_reason(self, scheduling: bool = False) -> str:
+        if self.controller is None and not scheduling:
             what = "its Train controller never started"
-        elif self.state in _SCHEDULING_STATES or self.state is None:
+        elif scheduling or self.state in _SCHEDULING_STATES or self.state is None:
             what = "its Train workers were waiting for their resources"
         else:
             what = f"its Train workers were running (controller {self.state}); Ray Data may have been waiting for resources"
@@ -149,6 +155,13 @@ class TrainRun:
             logger.warning("raydream: the Train run %s did not end within %.0f s of being stopped",
                            self.run_name, STOP_TIMEOUT_S)
         ray.kill(self.link)
+
+
+def _is_startup_timeout(error: BaseException) -> bool:
+    """A Train run that ended because its worker group could not be placed in time."""
+    from ray.train.v2._internal.exceptions import WorkerGroupStartupTimeoutError
+
+    return isinstance(getattr(error, "controller_failure", None), WorkerGroupStartupTimeoutError)
 
 
 def free_resources() -> str:
