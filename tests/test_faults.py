@@ -81,7 +81,7 @@ def survivor(tmp_path_factory) -> Survivor:
     assert prepared.returncode == 0 and "wrote" in prepared.stdout, prepared.stderr
     experiment, log = tmp / "results" / "cut", tmp / "first.log"
     # Beside it: another Ray instance with 20 one-process trials (random forests), and a busy CPU.
-    load = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 300\nwhile time.time() < end: pass"],
+    load = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 90\nwhile time.time() < end: pass"],
                             start_new_session=True)
     with (tmp / "beside.log").open("w") as out:
         beside = subprocess.Popen([sys.executable, "-m", "raydream.tune", "--space", "random_forest", "--smoke",

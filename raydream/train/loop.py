@@ -254,7 +254,7 @@ def read_shards(data_dir: str, split: str, concurrency: int = 1) -> "ray.data.Da
     context = ray.data.DataContext.get_current()
     saved, context.use_datasource_v2 = context.use_datasource_v2, False
     try:
-        return ray.data.read_parquet(files, filesystem=fs, ray_remote_args={"num_cpus": 0}, concurrency=concurrency)
+        return ray.data.read_parquet(files, filesystem=fs, num_cpus=0, concurrency=concurrency)
     finally:
         context.use_datasource_v2 = saved
 

@@ -40,7 +40,10 @@ class RunLink:
         return not self._events.empty()
 
     def ack(self) -> None:
-        self._acks.put(True)
+        try:
+            self._acks.put_nowait(True)
+        except queue.Full:  # acknowledged already: the controller has not taken the last one yet
+            pass
 
     def wait_for_ack(self) -> None:
         self._acks.get()
