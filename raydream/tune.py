@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from raydream import storage
-from raydream.errors import ArgumentParser, ConfigError, RayDreamError, run_cli
+from raydream.errors import INTERRUPTED, ArgumentParser, ConfigError, RayDreamError, run_cli
 from raydream.files import check_writable_location
 from raydream.models import TORCH, model_kind
 from raydream.plan import (
@@ -66,7 +66,6 @@ SMOKE = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "train_rows": 102
 DEFAULT_GRACE_PERIOD = 2
 # Flags that --resume accepts; everything else is taken from the experiment's record.
 RESUME_FLAGS = {"resume", "space", "num_cpus", "address", "verbose", "stall_timeout"}
-INTERRUPTED = 130  # exit status of a search stopped by Ctrl-C (128 + SIGINT), as a shell reports it
 STALLED = 1  # exit status of a search stopped because none of its trials could start
 
 

@@ -335,3 +335,26 @@ def test_two_trials_share_a_gpu_in_mixed_precision_and_their_checkpoints_load_on
                             TrainConfig(**meta["train_config"]), torch.device("cpu"))
     # validated in fp32 on the GPU (convolutions may use TF32), here on the CPU
     assert table.loc[0, "best_val_r2"] == pytest.approx(regression_metrics(labels, preds)["r2"], abs=5e-3)
+
+
+def test_a_search_whose_trials_cannot_start_is_stopped_saying_what_they_wait_for(monkeypatch):
+    import pickle
+    from types import SimpleNamespace
+
+    import raydream.train.trial
+    from raydream.watch import SearchStallWatch
+
+    monkeypatch.setattr(raydream.train.trial, "free_resources", lambda: "0 of 2 CPU, 0 of 0 GPU")
+    watch = SearchStallWatch(limit_s=0.0, plan=plan_resources({"CPU": 2}, 1, 1))
+    running, pending = SimpleNamespace(status="RUNNING"), SimpleNamespace(status="PENDING")
+    watch.callback.on_step_begin(0, [running, pending])  # one runs: the other waits its turn
+    assert watch.reason is None and not watch.stopper.stop_all()
+    watch.callback.on_step_begin(1, [pending])
+    watch.callback.on_step_begin(2, [pending])
+    assert watch.stopper.stop_all()
+    assert watch.reason == ("no trial could start for 0 s (--stall-timeout): each needs 2 CPU, and the cluster had "
+                            "0 of 2 CPU, 0 of 0 GPU free")
+    # pickled into the experiment, they come back as the watch of the process that reads them
+    again = SearchStallWatch(limit_s=5.0, plan=plan_resources({"CPU": 2}, 1, 1))
+    assert pickle.loads(pickle.dumps(watch.callback)) is again.callback
+    assert pickle.loads(pickle.dumps(watch.stopper)) is again.stopper
