@@ -120,12 +120,14 @@ def _record_problem(search: "Search") -> str | None:
             return f"{name} must be a string, got {getattr(search, name)!r}"
     if search.search_alg not in SEARCH_ALGS:
         return f"search_alg must be one of {', '.join(SEARCH_ALGS)}, got {search.search_alg!r}"
-    for name in ("gpus_per_worker", "time_budget", "max_concurrent"):
+    if search.max_concurrent is not None and (not isinstance(search.max_concurrent, int) or search.max_concurrent < 1):
+        return f"max_concurrent must be an integer >= 1 or null, got {search.max_concurrent!r}"
+    for name in ("gpus_per_worker", "time_budget"):
         value = getattr(search, name)
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
                                   or not math.isfinite(value) or value < 0):
             return f"{name} must be a number >= 0 or null, got {value!r}"
-    if not isinstance(search.stall_timeout, (int, float)) or not search.stall_timeout > 0:
+    if not isinstance(search.stall_timeout, (int, float)) or not 0 < search.stall_timeout < math.inf:
         return f"stall_timeout must be a number > 0, got {search.stall_timeout!r}"
     if not isinstance(search.train_overrides, dict):
         return f"train_overrides must be a mapping, got {search.train_overrides!r}"

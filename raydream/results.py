@@ -148,7 +148,8 @@ def _checkpoints_by_epoch(trial_dir: Path) -> dict[int, str]:
     """
     found = {}
     for meta in trial_dir.glob("checkpoint_*/meta.json"):
-        epoch = _read_json(meta).get("epoch") if isinstance(_read_json(meta), dict) else None
+        record = _read_json(meta)
+        epoch = record.get("epoch") if isinstance(record, dict) else None
         if not isinstance(epoch, int):
             raise DataError(f"{meta}: no epoch; the checkpoint is damaged")
         found[epoch] = str(meta.parent)
