@@ -309,6 +309,8 @@ def _recorded_search(args: argparse.Namespace, given: set[str]) -> Search:
             )
     from raydream.data.prepare import load_manifest
 
+    if not args.address:  # the recorded trial shape against this machine, before Ray starts
+        _check_local_fit(search.space, search.num_workers, search.cpus_per_worker, search.gpus_per_worker, args)
     load_manifest(search.data, verify=True)  # the prepared data the search trained on must still be there
     if not Tuner.can_restore(directory):
         raise ConfigError(f"{directory}: holds no Tune experiment state to resume (the search stopped before it "
@@ -325,8 +327,6 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
 
     space, experiment = search.space, search.experiment_dir
     network = model_kind(space.model) == TORCH
-    if not args.address:  # the trial shape against this machine, before Ray starts
-        _check_local_fit(search.space, search.num_workers, search.cpus_per_worker, search.gpus_per_worker, args)
     logs = {"log_to_driver": args.verbose >= 2, "logging_level": logging.INFO if args.verbose else logging.WARNING,
             "runtime_env": {"env_vars": _train_env(search.stall_timeout)}}
     if args.address:
