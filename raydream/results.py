@@ -31,8 +31,9 @@ SEARCH_FILE = "raydream_search.json"  # what the search was: space, searched key
 class TrialRecord:
     """What a finished (or stopped, or failed) trial left behind.
 
-    history: one row per reported epoch with at least `epoch` and `val_r2`;
-        `checkpoint_path` where a checkpoint was saved.
+    history: one row per epoch with at least `epoch` and `val_r2`;
+        `checkpoint_path` where a checkpoint was saved. An epoch reported twice (run again
+        by a trial restored from an earlier checkpoint) appears once, as last reported.
     """
 
     trial_id: str
@@ -242,6 +243,10 @@ def read_trial(trial_dir: str | os.PathLike) -> TrialRecord:
     if progress.is_file() and progress.stat().st_size:
         frame = read_progress(progress)
         if "epoch" in frame.columns:
+            # A trial restored from a checkpoint (a retry, or --resume after Ctrl-C) runs again
+            # the epochs it had reported after that checkpoint, and Tune appends their rows:
+            # the later rows are the history the trial went on from.
+            frame = frame.drop_duplicates("epoch", keep="last").reset_index(drop=True)
             history = frame.assign(checkpoint_path=_checkpoint_paths(trial_dir, frame))
     error_file = trial_dir / "error.txt"
     error = error_file.read_text() or "failed" if error_file.is_file() else None

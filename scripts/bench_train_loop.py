@@ -125,9 +125,9 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=25_000, help="synthetic library size (default 25,000; 80%% train)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--smoke", action="store_true", help="2,500 rows, 2 epochs, for CI")
+    p.add_argument("--smoke", action="store_true", help="1,000 rows, 2 epochs, for CI")
     args = p.parse_args()
-    rows, epochs = (2_500, 2) if args.smoke else (args.rows, args.epochs)
+    rows, epochs = (1_000, 2) if args.smoke else (args.rows, args.epochs)
     tcfg = TrainConfig(batch_size=args.batch_size, max_epochs=epochs, rc_augment=False, seed=0)
 
     with tempfile.TemporaryDirectory() as tmp:

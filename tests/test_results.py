@@ -86,6 +86,27 @@ def test_experiment_table_reads_trial_files_without_ray(tmp_path):
     assert list(table.columns[:3]) == ["rank", "trial", "lr"]
 
 
+def test_epochs_run_again_after_a_restore_count_once_as_last_reported(tmp_path):
+    """A trial stopped after reporting epoch 2 but before Tune saved its checkpoint, then
+    resumed from epoch 1's checkpoint, has two rows for epoch 2 in progress.csv: the rerun's wins."""
+    import json
+
+    from raydream.results import read_trial
+
+    trial = tmp_path / "t_1"
+    trial.mkdir()
+    (trial / "params.json").write_text(json.dumps({"train": {"lr": 0.1, "max_epochs": 3}}))
+    pd.DataFrame({"epoch": [1, 2, 2, 3], "val_r2": [0.1, 0.9, 0.2, 0.3], "trial_id": "1",
+                  "checkpoint_dir_name": ["checkpoint_000000", None, "checkpoint_000001", "checkpoint_000002"]}
+                 ).to_csv(trial / "progress.csv", index=False)
+    for i in range(3):
+        (trial / f"checkpoint_{i:06d}").mkdir()
+    history = read_trial(trial).history
+    assert history["epoch"].tolist() == [1, 2, 3] and history["val_r2"].tolist() == [0.1, 0.2, 0.3]
+    table = rank_trials([read_trial(trial)], ["train.lr"], max_epochs=3)
+    assert table.loc[0, "best_val_r2"] == 0.3 and table.loc[0, "checkpoint"] == str(trial / "checkpoint_000002")
+
+
 def test_without_a_search_file_the_varying_keys_are_shown(tmp_path):
     from raydream.results import experiment_table
 

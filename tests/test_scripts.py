@@ -1,4 +1,10 @@
-"""Every script in scripts/ runs with --smoke."""
+"""Every script in scripts/ runs with --smoke.
+
+The smoke runs check the plumbing, not the timing, so they run side by side: every script
+but the search benchmark (which runs two searches at once itself) starts when the first of
+these tests does, each with its own Ray instance where it needs one; each test then waits
+for its own script.
+"""
 
 import subprocess
 import sys
@@ -7,14 +13,45 @@ from pathlib import Path
 import pytest
 
 SCRIPTS = sorted((Path(__file__).resolve().parents[1] / "scripts").glob("*.py"))
+ALONE = {"bench_search.py"}
 # Seconds allowed: the search benchmark runs two small searches (two Ray starts, two Train runs).
 LIMITS = {"bench_search.py": 300}
+SIDE_BY_SIDE_LIMIT = 240
 
 
-@pytest.mark.parametrize("script", [pytest.param(s, id=s.name, marks=pytest.mark.timeout(LIMITS.get(s.name, 120) + 10))
+def _start(script: Path, out: Path) -> subprocess.Popen:
+    with (out / f"{script.stem}.out").open("w") as stdout, (out / f"{script.stem}.err").open("w") as stderr:
+        return subprocess.Popen([sys.executable, str(script), "--smoke"], stdout=stdout, stderr=stderr, text=True)
+
+
+@pytest.fixture(scope="module")
+def side_by_side(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    procs = {s.name: _start(s, out) for s in SCRIPTS if s.name not in ALONE}
+    yield out, procs
+    for proc in procs.values():
+        proc.kill()
+        proc.wait()
+
+
+def _timeout(script: Path) -> int:
+    return LIMITS.get(script.name, SIDE_BY_SIDE_LIMIT if script.name not in ALONE else 120)
+
+
+@pytest.mark.parametrize("script", [pytest.param(s, id=s.name, marks=pytest.mark.timeout(_timeout(s) + 10))
                                     for s in SCRIPTS])
-def test_script_smoke(script):
-    done = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True,
-                          timeout=LIMITS.get(script.name, 120))
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip()
+def test_script_smoke(script, side_by_side, tmp_path):
+    out, procs = side_by_side
+    if script.name in ALONE:
+        proc = _start(script, tmp_path)
+        out = tmp_path
+    else:
+        proc = procs[script.name]
+    try:
+        proc.wait(timeout=_timeout(script))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    stdout, stderr = ((out / f"{script.stem}.{kind}").read_text() for kind in ("out", "err"))
+    assert proc.returncode == 0, stderr[-2000:]
+    assert stdout.strip()

@@ -47,40 +47,47 @@ def _statuses(experiment: Path) -> list[str]:
     return pd.read_csv(experiment / "ranked_trials.csv")["status"].tolist()
 
 
-@pytest.mark.timeout(SEARCH_TIMEOUT + 60)
-def test_two_searches_submitted_at_once_to_one_cluster_both_finish(tmp_path):
+@pytest.fixture(scope="module")
+def cluster():
+    """One Ray cluster as `ray start --head --num-cpus 2 --resources='{"TRIAL_DRIVER": 1000}'`
+    starts it, shared by this module's tests (each leaves it idle)."""
     from ray.cluster_utils import Cluster
 
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "resources": {"TRIAL_DRIVER": 1000}})
+    yield cluster
+    cluster.shutdown()
+
+
+@pytest.mark.timeout(SEARCH_TIMEOUT + 60)
+def test_two_searches_submitted_at_once_to_one_cluster_both_finish(cluster, tmp_path):
+    # One trial each is enough: before trials reserved their data-reading CPU, each search's
+    # first trial took the CPU the other's Ray Data reads counted on, and both hung.
     space = tmp_path / "tiny.yaml"
     space.write_text(TINY_SPACE)
     deadline = time.monotonic() + SEARCH_TIMEOUT
     searches: dict[str, subprocess.Popen] = {}
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "resources": {"TRIAL_DRIVER": 1000}})
     try:
-        searches = {name: _search("--space", str(space), "--num-samples", "2", "--max-epochs", "1", "--address",
+        searches = {name: _search("--space", str(space), "--num-samples", "1", "--max-epochs", "1", "--address",
                                   cluster.address, "--stall-timeout", "240", "--storage-path", str(tmp_path / "results"),
                                   "--name", name, "--seed", str(seed), log=tmp_path / f"{name}.log")
                     for seed, name in enumerate(["first", "second"])}
         for name, proc in searches.items():
             out = _finish(proc, tmp_path / f"{name}.log", deadline)
             assert "up to 1 trial(s) at a time" in out
-            assert _statuses(tmp_path / "results" / name) == ["completed", "completed"]
+            assert _statuses(tmp_path / "results" / name) == ["completed"]
     finally:
         for proc in searches.values():
             kill_group(proc)
-        cluster.shutdown()
 
 
 @pytest.mark.timeout(SEARCH_TIMEOUT + 60)
-def test_a_trial_that_cannot_get_its_resources_fails_in_one_line_and_is_retried(tmp_path):
+def test_a_trial_that_cannot_get_its_resources_fails_in_one_line_and_is_retried(cluster, tmp_path):
     import ray
-    from ray.cluster_utils import Cluster
 
     space = tmp_path / "tiny.yaml"
     space.write_text(TINY_SPACE)
     log = tmp_path / "search.log"
     deadline = time.monotonic() + SEARCH_TIMEOUT
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "resources": {"TRIAL_DRIVER": 1000}})
     search = None
     try:
         ray.init(address=cluster.address, logging_level="ERROR")
@@ -98,7 +105,6 @@ def test_a_trial_that_cannot_get_its_resources_fails_in_one_line_and_is_retried(
         if search is not None:
             kill_group(search)
         ray.shutdown()
-        cluster.shutdown()
     (line,) = [line for line in out.splitlines() if "failed:" in line]
     assert line.endswith("no epoch reported for 10 s after epoch 0: its Train workers were waiting for their "
                          "resources; the cluster had 1 of 2 CPU, 0 of 0 GPU free; retrying it"), line

@@ -283,7 +283,10 @@ def trainer_arguments(
             num_workers=setup.num_workers, use_gpu=bool(gpus_per_worker), resources_per_worker=resources
         ),
         "datasets": {"train": train, "val": val},
-        "dataset_config": ray.train.DataConfig(datasets_to_split=["train"], execution_options={"val": val_options}),
+        # One worker reads the whole split anyway; unsplit, it reads it itself instead of
+        # through a split coordinator (one actor less per Train run: ~2.5 s on 2 cores).
+        "dataset_config": ray.train.DataConfig(datasets_to_split=["train"] if setup.num_workers > 1 else [],
+                                               execution_options={"val": val_options}),
         "run_config": ray.train.RunConfig(
             name=run_name,
             storage_path=storage_path,

@@ -1,14 +1,15 @@
 """The channel between a Tune trial and the controller of its Train run.
 
 Kept apart from `raydream.train.trial` so that what the Train controller and the link actor
-import is small: each Train run starts them as new processes, and on 2 cores every import
+import is small: each Train run starts a controller process, and on 2 cores every import
 there is time a trial does not train.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
+import threading
+from collections import deque
 from typing import Any
 
 import ray
@@ -19,54 +20,77 @@ logger = logging.getLogger(__name__)
 
 
 class RunLink:
-    """The one channel between a trial and its Train run's controller (a small threaded
-    actor): events from the controller (its handle, its states, each report) and the trial's
-    acknowledgement of each report."""
+    """The one channel between a trial and the controllers of its Train runs (a small threaded
+    actor, started once per trial actor and kept for the next trials Tune gives that actor):
+    events from the controller (its handle, its states, each report) and the trial's
+    acknowledgement of each report.
+
+    Each Train run has a number (`start_run`); what an earlier run's controller still sends
+    is dropped, and its wait for an acknowledgement ends, so an aborted run never takes a
+    later run's events or acknowledgements.
+    """
 
     def __init__(self) -> None:
-        self._events: queue.Queue = queue.Queue()
-        self._acks: queue.Queue = queue.Queue(maxsize=1)
+        self._changed = threading.Condition()
+        self._run = 0
+        self._events: deque = deque()
+        self._acked = False
 
-    def send(self, event: tuple) -> None:
-        self._events.put(event)
+    def start_run(self) -> int:
+        """A new Train run: the number its callbacks send with."""
+        with self._changed:
+            self._run += 1
+            self._events.clear()
+            self._acked = False
+            self._changed.notify_all()
+            return self._run
 
-    def next_event(self, timeout_s: float) -> tuple | None:
-        try:
-            return self._events.get(timeout=timeout_s)
-        except queue.Empty:
-            return None
+    def send(self, run: int, event: tuple) -> None:
+        with self._changed:
+            if run == self._run:
+                self._events.append(event)
+                self._changed.notify_all()
 
-    def pending(self) -> bool:
-        return not self._events.empty()
+    def next_event(self, run: int, timeout_s: float) -> tuple | None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._events or run != self._run, timeout=timeout_s)
+            return self._events.popleft() if run == self._run and self._events else None
 
-    def ack(self) -> None:
-        try:
-            self._acks.put_nowait(True)
-        except queue.Full:  # acknowledged already: the controller has not taken the last one yet
-            pass
+    def pending(self, run: int) -> bool:
+        with self._changed:
+            return run == self._run and bool(self._events)
 
-    def wait_for_ack(self) -> None:
-        self._acks.get()
+    def ack(self, run: int) -> None:
+        with self._changed:
+            if run == self._run:
+                self._acked = True
+                self._changed.notify_all()
+
+    def wait_for_ack(self, run: int) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._acked or run != self._run)
+            if run == self._run:
+                self._acked = False
 
 
 class ForwardReports(UserCallback):
     """In the Train controller: hands rank 0's metrics and the checkpoint of every report to
     the trial, and waits until the trial has copied the checkpoint."""
 
-    def __init__(self, link) -> None:
-        self._link = link
+    def __init__(self, link, run: int) -> None:
+        self._link, self._run = link, run
 
     def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:
-        ray.get(self._link.send.remote(("report", dict(metrics[0]), checkpoint)))
-        ray.get(self._link.wait_for_ack.remote())
+        ray.get(self._link.send.remote(self._run, ("report", dict(metrics[0]), checkpoint)))
+        ray.get(self._link.wait_for_ack.remote(self._run))
 
 
 class ControllerLink(ControllerCallback):
     """In the Train controller: tells the trial the controller's handle (to abort the run with)
     and each state it enters (to say what a silent run waits for)."""
 
-    def __init__(self, link) -> None:
-        self._link = link
+    def __init__(self, link, run: int) -> None:
+        self._link, self._run = link, run
 
     def after_controller_start(self, train_run_context) -> None:
         self._send(("controller", ray.get_runtime_context().current_actor))
@@ -76,6 +100,6 @@ class ControllerLink(ControllerCallback):
 
     def _send(self, event: tuple) -> None:
         try:
-            self._link.send.remote(event)
+            self._link.send.remote(self._run, event)
         except Exception:  # the trial is gone; the run is being torn down
             logger.debug("raydream: could not send %s to the trial", event[0], exc_info=True)

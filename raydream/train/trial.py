@@ -69,18 +69,20 @@ def new_run_name(trial_storage: str | Path) -> str:
 class TrainRun:
     """A Train run fitted in a thread of the trial, with the events its controller sends.
 
-    build(callbacks, run_name, resume_checkpoint) -> trainer.
+    build(callbacks, run_name, resume_checkpoint) -> trainer; link: the trial's `RunLink` actor.
     """
 
-    def __init__(self, build: Callable[[list, str, Any], Any], trial_storage: str, resume) -> None:
-        self.link = ray.remote(num_cpus=0, max_concurrency=4)(RunLink).remote()
+    def __init__(self, build: Callable[[list, str, Any], Any], trial_storage: str, resume, link) -> None:
+        self.link = link
+        self._number = ray.get(link.start_run.remote())
         self.run_name = new_run_name(trial_storage)
         self.controller = None
         self.state: str | None = None
         self.error: BaseException | None = None
         self._unacked = False
         self._stopping = False
-        trainer = build([ForwardReports(self.link), ControllerLink(self.link)], self.run_name, resume)
+        trainer = build([ForwardReports(link, self._number), ControllerLink(link, self._number)], self.run_name,
+                        resume)
         self._thread = threading.Thread(target=self._fit, args=(trainer,), name="train-fit", daemon=True)
         self._thread.start()
 
@@ -100,9 +102,9 @@ class TrainRun:
         self.ack()
         deadline = time.monotonic() + limit_s
         while True:
-            event = ray.get(self.link.next_event.remote(_POLL_S))
+            event = ray.get(self.link.next_event.remote(self._number, _POLL_S))
             if event is None:
-                if not self._thread.is_alive() and not ray.get(self.link.pending.remote()):
+                if not self._thread.is_alive() and not ray.get(self.link.pending.remote(self._number)):
                     if self.error is not None and not self._stopping:
                         if _is_startup_timeout(self.error):  # Train's own bounded wait ended the run
                             raise TrialStalled(self._stall_reason(scheduling=True))
@@ -126,7 +128,7 @@ class TrainRun:
         """Let the Train run go on past its last report."""
         if self._unacked:
             self._unacked = False
-            ray.get(self.link.ack.remote())
+            ray.get(self.link.ack.remote(self._number))
 
     def _stall_reason(self, scheduling: bool = False) -> str:
         if self.controller is None and not scheduling:
@@ -154,7 +156,6 @@ class TrainRun:
         if self._thread.is_alive():
             logger.warning("raydream: the Train run %s did not end within %.0f s of being stopped",
                            self.run_name, STOP_TIMEOUT_S)
-        ray.kill(self.link)
 
 
 def _is_startup_timeout(error: BaseException) -> bool:
@@ -186,6 +187,7 @@ class TrainRunTrial(tune.Trainable):
 
         ray.data.DataContext.get_current().enable_progress_bars = False
         self._setup, self._space = setup, space
+        self._link = None  # the RunLink actor, started with the first Train run, ends with this actor
         self._begin(config)
 
     def reset_config(self, new_config: dict) -> bool:
@@ -217,11 +219,13 @@ class TrainRunTrial(tune.Trainable):
 
     def step(self) -> dict:
         if self._run is None:
+            if self._link is None:
+                self._link = ray.remote(num_cpus=0, max_concurrency=4)(RunLink).remote()
             self._run = TrainRun(
                 lambda callbacks, run_name, resume: self._build(
                     {**self._config, "resume_checkpoint": resume}, self._setup, self._trial_storage, callbacks,
                     run_name),
-                self._trial_storage, self._resume,
+                self._trial_storage, self._resume, self._link,
             )
             if self._resume is not None:  # in the trial's stderr file: a retry, or --resume
                 logger.warning("raydream: Train run %s goes on from the trial's checkpoint of epoch %d",

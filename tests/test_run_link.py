@@ -1,0 +1,48 @@
+"""The trial's channel to its Train runs' controllers, used in-process (it is a plain class
+that Ray runs as a threaded actor): a run that was aborted never takes a later run's events
+or acknowledgements."""
+
+import threading
+
+from raydream.train.run_link import RunLink
+
+
+def test_events_and_acks_belong_to_one_run():
+    link = RunLink()
+    first = link.start_run()
+    link.send(first, ("state", "RunningState"))
+    assert link.pending(first) and link.next_event(first, 0.1) == ("state", "RunningState")
+    assert link.next_event(first, 0.05) is None and not link.pending(first)
+
+    # The first run's controller waits for the trial to copy its report's checkpoint...
+    waiting = threading.Thread(target=link.wait_for_ack, args=(first,))
+    waiting.start()
+    waiting.join(0.2)
+    assert waiting.is_alive()
+    # ...and is aborted; the next run starts: the stale wait ends, and what the old
+    # controller still sends is dropped.
+    second = link.start_run()
+    waiting.join(2)
+    assert not waiting.is_alive() and second != first
+    link.send(first, ("state", "AbortedState"))
+    link.ack(first)
+    assert not link.pending(second) and link.next_event(second, 0.05) is None
+
+    # An acknowledgement given before the controller asks for it is kept for that wait.
+    link.ack(second)
+    link.wait_for_ack(second)
+    later = threading.Thread(target=link.wait_for_ack, args=(second,))
+    later.start()
+    later.join(0.2)
+    assert later.is_alive()  # used up by the wait before
+    link.ack(second)
+    later.join(2)
+    assert not later.is_alive()
+
+
+def test_a_waiting_trial_wakes_at_the_event():
+    link = RunLink()
+    run = link.start_run()
+    timer = threading.Timer(0.1, link.send, args=(run, ("report", {"epoch": 1}, None)))
+    timer.start()
+    assert link.next_event(run, 5.0) == ("report", {"epoch": 1}, None)
