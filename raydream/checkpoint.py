@@ -107,7 +107,7 @@ def _meta_problem(meta: Any) -> str | None:
     return None
 
 
-def read_checkpoint(directory: str | os.PathLike, map_location: str = "cpu") -> tuple[dict, dict]:
+def read_checkpoint(directory: str | os.PathLike, map_location: "str | torch.device" = "cpu") -> tuple[dict, dict]:
     """The saved state ({"model", "optimizer"}) and meta of a network's checkpoint directory."""
     directory = Path(directory)
     meta = read_meta(directory)

@@ -100,12 +100,36 @@ def _sync_buffers(model: torch.nn.Module) -> None:
             dist.broadcast(buffer.data, src=0)
 
 
-def _sum_across_workers(*values: float) -> list[float]:
+def _sum_across_workers(device: torch.device, *values: float) -> list[float]:
+    """Sum each value over all workers. The tensor lives on the worker's device: NCCL, the
+    backend of GPU workers, reduces CUDA tensors only."""
     if not _is_distributed():
         return list(values)
-    t = torch.tensor(values, dtype=torch.float64)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def model_and_recipe(name: str, mcfg, tcfg: TrainConfig, steps_per_epoch: int, device: torch.device,
+                     checkpoint_dir: str | None = None):
+    """A worker's model and optimiser recipe, on `device`, and where training starts.
+
+    The model is moved to the device before the recipe is built and before any state is
+    loaded, so that the optimiser's state, the recipe's averaged model (`cosine_swa`) and the
+    loaded weights all live on the worker's device. (Built on the CPU and moved afterwards, a
+    resumed GPU worker kept its optimiser state and averaged model on the CPU.)
+
+    Returns:
+        (model, recipe, first epoch to train, best val R^2 so far).
+    """
+    raw = create_model(name, mcfg, head_scalars=tcfg.head_scalars).to(device)
+    recipe = make_recipe(raw, tcfg, steps_per_epoch)
+    if checkpoint_dir is None:
+        return raw, recipe, 1, -np.inf
+    state, meta = read_checkpoint(checkpoint_dir, map_location=device)
+    raw.load_state_dict(state.get("train_model") or state["model"])
+    recipe.load_state_dict(state["optimizer"])
+    return raw, recipe, meta["epoch"] + 1, meta["metrics"]["best_val_r2"]
 
 
 def epoch_batches(shard: "ray.data.DataIterator", tcfg: TrainConfig, epoch: int, rank: int) -> Iterator[dict]:
@@ -151,15 +175,15 @@ def train_loop_per_worker(loop_config: dict) -> None:
     torch.set_num_threads(max(1, int(loop_config.get("torch_threads", 1))))
     device = ray.train.torch.get_device()
 
-    raw = create_model(name, mcfg, head_scalars=tcfg.head_scalars)
-    recipe = make_recipe(raw, tcfg, int(loop_config.get("steps_per_epoch", 1)))
-    start_epoch, best_r2 = 1, -np.inf
+    if device.type == "cuda":  # NCCL and all_gather_object use the current CUDA device
+        torch.cuda.set_device(device)
+
+    steps = int(loop_config.get("steps_per_epoch", 1))
     if checkpoint := starting_checkpoint(loop_config):
         with checkpoint.as_directory() as directory:
-            state, meta = read_checkpoint(directory)
-        raw.load_state_dict(state.get("train_model") or state["model"])
-        recipe.load_state_dict(state["optimizer"])
-        start_epoch, best_r2 = meta["epoch"] + 1, meta["metrics"]["best_val_r2"]
+            raw, recipe, start_epoch, best_r2 = model_and_recipe(name, mcfg, tcfg, steps, device, directory)
+    else:
+        raw, recipe, start_epoch, best_r2 = model_and_recipe(name, mcfg, tcfg, steps, device)
     model = ray.train.torch.prepare_model(raw)
 
     train_shard = ray.train.get_dataset_shard("train")
@@ -180,7 +204,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         started = time.perf_counter()
         loss_sum, count = train_epoch(model, recipe, batches, tcfg, device, generator, loop_config.get("weights"))
         train_s = time.perf_counter() - started  # reading, encoding and steps, validation excluded
-        loss_sum, count = _sum_across_workers(loss_sum, count)
+        loss_sum, count = _sum_across_workers(device, loss_sum, count)
 
         evaluated = recipe.eval_model(raw, train_inputs)
         _sync_buffers(evaluated)

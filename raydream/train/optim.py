@@ -152,7 +152,9 @@ class CosineSWA(Recipe):
         super().__init__(model.parameters(), config)
         self.cosine = CosineAnnealingLR(self.optimizer, T_max=max(1, config.swa_start - 1))
         self.swa_schedule = SWALR(self.optimizer, swa_lr=config.swa_lr, anneal_epochs=1)
-        self.averaged = AveragedModel(model)
+        # On the model's device, its step counter (n_averaged) included: by default
+        # AveragedModel keeps that counter on the CPU whatever the model's device.
+        self.averaged = AveragedModel(model, device=next(model.parameters()).device)
 
     def start_epoch(self, epoch: int) -> None:
         if epoch >= self.config.swa_start:
