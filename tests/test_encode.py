@@ -69,3 +69,12 @@ def test_flag_channels_are_constant_planes():
     assert y.shape == (3, 6, 5)
     assert y[:, 4, :].tolist() == [[1.0] * 5, [0.0] * 5, [1.0] * 5]
     assert y[:, 5, :].tolist() == [[0.0] * 5, [1.0] * 5, [0.0] * 5]
+
+
+def test_one_hot_of_byte_codes_is_the_same_on_torch_and_numpy():
+    from raydream.data.encode import one_hot_codes, one_hot_tensor
+
+    codes = to_byte_matrix(np.array(["ACGTN", "acgtn", "AXG", ""], dtype=object), 6)
+    x = one_hot_tensor(torch.from_numpy(codes))
+    assert x.dtype == torch.float32 and x.is_contiguous()
+    assert np.array_equal(x.numpy(), one_hot_codes(codes))

@@ -10,7 +10,7 @@ from raydream.metrics import regression_metrics
 from raydream.models import create_model
 from raydream.train.config import TrainConfig, build_model_config
 from raydream.train.optim import AdamThenSGD, make_recipe
-from raydream.train.steps import encode_batch, predict, train_epoch
+from raydream.train.steps import encode_batch, predict, train_epoch, training_targets
 
 from conftest import random_promoters
 
@@ -173,6 +173,33 @@ def test_flags_mark_flipped_rows_and_whole_labels_only_in_training():
     assert 10 < int(x[:, 4, 0].sum()) < 54
     x, _ = encode_batch(batch, cfg, torch.device("cpu"))
     assert float(x[:, 4:].abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("rc_augment,input_flags,training", [(a, f, t) for a in (False, True) for f in (False, True)
+                                                               for t in (False, True)])
+def test_encode_batch_one_hot_encodes_on_the_device_what_the_host_encoder_gives(device, rc_augment, input_flags,
+                                                                               training):
+    """The batch crosses to the device as bytes; the result is the host encoder's, with the
+    same reverse-complement draws and label noise for a seed."""
+    from raydream.data.encode import add_flag_channels, one_hot, random_reverse_complement
+
+    cfg = TrainConfig(seq_len=12, rc_augment=rc_augment, input_flags=input_flags, label_noise_sd=0.3)
+    batch = {"sequence": np.array(["ACGTNacgtG", "GGCATTTTTTTCAC", "A", ""], dtype=object),
+             "expression": np.array([3.0, 2.5, 0.0, 17.0])}
+    x, y = encode_batch(batch, cfg, device, training=training, generator=torch.Generator().manual_seed(5))
+
+    generator = torch.Generator().manual_seed(5)
+    want = torch.from_numpy(one_hot(batch["sequence"], cfg.seq_len, cfg.align))
+    labels = torch.tensor(batch["expression"], dtype=torch.float32)
+    flipped = torch.zeros(4, dtype=torch.bool)
+    if training and rc_augment:
+        want, flipped = random_reverse_complement(want, generator)
+    if input_flags:
+        want = add_flag_channels(want, flipped, (labels == labels.floor()) if training else torch.zeros(4, dtype=torch.bool))
+    if training:
+        labels = training_targets(labels, cfg, generator)
+    assert x.device.type == device.type and y.device.type == device.type
+    assert torch.equal(x.cpu(), want) and torch.equal(y.cpu(), labels)
 
 
 def test_in_channels_and_loss_are_checked_against_the_model():

@@ -31,7 +31,7 @@ def to_byte_matrix(seqs: Sequence[str] | np.ndarray, length: int, align: str = "
         arr = np.char.encode(arr.astype(str), "ascii")
     if align == "left":
         fixed = arr.astype(f"S{length}")  # numpy trims/pads bytes strings on the right
-        return np.frombuffer(fixed.tobytes(), dtype=np.uint8).reshape(len(arr), length)
+        return fixed.view(np.uint8).reshape(len(arr), length)  # its bytes, writable, no copy
     lengths = np.char.str_len(arr)
     width = max(int(lengths.max(initial=0)), length)
     wide = np.frombuffer(arr.astype(f"S{width}").tobytes(), dtype=np.uint8).reshape(len(arr), width)
@@ -60,6 +60,18 @@ def one_hot_codes(codes: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(_ONE_HOT_TABLE[codes].transpose(0, 2, 1))  # (N, L, 4) -> (N, 4, L)
 
 
+_ONE_HOT_TABLES: dict[torch.device, torch.Tensor] = {}  # _ONE_HOT_TABLE on each device used
+
+
+def one_hot_tensor(codes: torch.Tensor) -> torch.Tensor:
+    """One-hot (N, 4, L) float32 of an (N, L) uint8 tensor from `to_byte_matrix`, computed on
+    the tensor's device: a batch crosses to a GPU as 1 byte per base instead of 16."""
+    table = _ONE_HOT_TABLES.get(codes.device)
+    if table is None:
+        table = _ONE_HOT_TABLES[codes.device] = torch.from_numpy(_ONE_HOT_TABLE).to(codes.device)
+    return table[codes.long()].permute(0, 2, 1).contiguous()
+
+
 def reverse_complement(x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
     """Reverse complement of one-hot input (..., 4, L): flip channels and positions."""
     if isinstance(x, torch.Tensor):
@@ -79,8 +91,14 @@ def random_reverse_complement(
 
     Returns the batch and the (B,) bool mask of flipped sequences.
     """
-    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    flip = random_flips(x.shape[0], generator)
     return reverse_complement_where(x, flip), flip
+
+
+def random_flips(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(n,) bool mask, each set with probability 1/2 (drawn on the CPU, so that a seed gives
+    the same augmentation on any device)."""
+    return torch.rand(n, generator=generator) < 0.5
 
 
 def add_flag_channels(x: torch.Tensor, *flags: torch.Tensor) -> torch.Tensor:

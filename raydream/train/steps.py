@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from raydream.data.encode import add_flag_channels, one_hot, random_reverse_complement, reverse_complement
+from raydream.data.encode import (add_flag_channels, one_hot_tensor, random_flips, reverse_complement,
+                                  reverse_complement_where, to_byte_matrix)
 from raydream.models.heads import expression_from_output
 from raydream.train.config import TrainConfig
 from raydream.train.losses import compute_loss
@@ -36,19 +37,23 @@ def encode_batch(
     outside training both flags are 0, since a new sequence's label is unknown, and the
     targets are the measured values.
     """
-    x = torch.from_numpy(one_hot(batch["sequence"], config.seq_len, config.align))
+    codes = torch.from_numpy(to_byte_matrix(batch["sequence"], config.seq_len, config.align))
     y = torch.as_tensor(np.asarray(batch["expression"], dtype=np.float32))
-    flipped = torch.zeros(len(y), dtype=torch.bool)
-    if training and config.rc_augment:
-        x, flipped = random_reverse_complement(x, generator)
-    if config.input_flags:
-        whole = (y == y.floor()) if training else torch.zeros(len(y), dtype=torch.bool)
-        x = add_flag_channels(x, flipped, whole)
+    # Random draws on the CPU, in a fixed order: a seed gives the same batch on any device.
+    flipped = random_flips(len(y), generator) if training and config.rc_augment else None
+    whole = (y == y.floor()) if training and config.input_flags else None
     if training:
         y = training_targets(y, config, generator)
     if device.type == "cuda":  # page-locked host memory: the copies below run asynchronously
-        x, y = x.pin_memory(), y.pin_memory()
-    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        codes, y = codes.pin_memory(), y.pin_memory()
+    # The bases cross to the device as bytes, and are one-hot encoded there.
+    x = one_hot_tensor(codes.to(device, non_blocking=True))
+    if flipped is not None:
+        x = reverse_complement_where(x, flipped)
+    if config.input_flags:
+        none = torch.zeros(len(y), dtype=torch.bool)
+        x = add_flag_channels(x, none if flipped is None else flipped, none if whole is None else whole)
+    return x, y.to(device, non_blocking=True)
 
 
 def autocast(config: TrainConfig, device: torch.device) -> torch.autocast:
