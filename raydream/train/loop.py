@@ -13,6 +13,7 @@ compute over the whole split.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 import time
@@ -178,12 +179,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
     if device.type == "cuda":  # NCCL and all_gather_object use the current CUDA device
         torch.cuda.set_device(device)
 
-    steps = int(loop_config.get("steps_per_epoch", 1))
-    if checkpoint := starting_checkpoint(loop_config):
-        with checkpoint.as_directory() as directory:
-            raw, recipe, start_epoch, best_r2 = model_and_recipe(name, mcfg, tcfg, steps, device, directory)
-    else:
-        raw, recipe, start_epoch, best_r2 = model_and_recipe(name, mcfg, tcfg, steps, device)
+    checkpoint = starting_checkpoint(loop_config)
+    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as directory:
+        raw, recipe, start_epoch, best_r2 = model_and_recipe(
+            name, mcfg, tcfg, int(loop_config.get("steps_per_epoch", 1)), device, directory)
     model = ray.train.torch.prepare_model(raw)
 
     train_shard = ray.train.get_dataset_shard("train")

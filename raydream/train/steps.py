@@ -40,19 +40,19 @@ def encode_batch(
     codes = torch.from_numpy(to_byte_matrix(batch["sequence"], config.seq_len, config.align))
     y = torch.as_tensor(np.asarray(batch["expression"], dtype=np.float32))
     # Random draws on the CPU, in a fixed order: a seed gives the same batch on any device.
-    flipped = random_flips(len(y), generator) if training and config.rc_augment else None
-    whole = (y == y.floor()) if training and config.input_flags else None
+    none = torch.zeros(len(y), dtype=torch.bool)
+    flipped = random_flips(len(y), generator) if training and config.rc_augment else none
+    whole = (y == y.floor()) if training else none
     if training:
         y = training_targets(y, config, generator)
     if device.type == "cuda":  # page-locked host memory: the copies below run asynchronously
         codes, y = codes.pin_memory(), y.pin_memory()
     # The bases cross to the device as bytes, and are one-hot encoded there.
     x = one_hot_tensor(codes.to(device, non_blocking=True))
-    if flipped is not None:
+    if flipped.any():
         x = reverse_complement_where(x, flipped)
     if config.input_flags:
-        none = torch.zeros(len(y), dtype=torch.bool)
-        x = add_flag_channels(x, none if flipped is None else flipped, none if whole is None else whole)
+        x = add_flag_channels(x, flipped, whole)
     return x, y.to(device, non_blocking=True)
 
 
