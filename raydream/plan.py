@@ -23,6 +23,9 @@ from raydream.train.config import DATA_CPUS_PER_WORKER, DEFAULT_STALL_TIMEOUT_S
 DRIVER_RESOURCE = "TRIAL_DRIVER"
 DRIVER_SHARE = 0.01  # of DRIVER_RESOURCE per trial driver; the resource only tags drivers
 SEARCH_ALGS = ("random", "optuna")
+# torch.distributed backends a trial's Train workers may be given (Ray Train's TorchConfig);
+# left unset, Ray picks NCCL for GPU workers and Gloo for CPU workers.
+TORCH_BACKENDS = ("nccl", "gloo")
 RECORD_VERSION = 1
 
 
@@ -38,6 +41,8 @@ class Search:
     max_failures: times a failed trial is retried from its last checkpoint.
     stall_timeout: seconds a trial may report no epoch, and the search may wait for a trial
         to start, before it gives up (see `raydream.train.trial`).
+    torch_backend: the Train workers' torch.distributed backend (TORCH_BACKENDS), or None
+        for Ray's choice.
     """
 
     space: SearchSpace
@@ -58,6 +63,7 @@ class Search:
     max_failures: int = 1
     train_overrides: dict[str, Any] = field(default_factory=dict)
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
+    torch_backend: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The JSON record of the search (`raydream.results` reads the first keys)."""
@@ -120,6 +126,8 @@ def _record_problem(search: "Search") -> str | None:
             return f"{name} must be a string, got {getattr(search, name)!r}"
     if search.search_alg not in SEARCH_ALGS:
         return f"search_alg must be one of {', '.join(SEARCH_ALGS)}, got {search.search_alg!r}"
+    if search.torch_backend is not None and search.torch_backend not in TORCH_BACKENDS:
+        return f"torch_backend must be one of {', '.join(TORCH_BACKENDS)} or null, got {search.torch_backend!r}"
     if search.max_concurrent is not None and (not isinstance(search.max_concurrent, int) or search.max_concurrent < 1):
         return f"max_concurrent must be an integer >= 1 or null, got {search.max_concurrent!r}"
     for name in ("gpus_per_worker", "time_budget"):
@@ -195,6 +203,7 @@ def plan_resources(
     max_concurrent: int | None = None,
     autoscaling: bool = False,
     train_run: bool = True,
+    torch_backend: str | None = None,
 ) -> ResourcePlan:
     """Check that one trial can be scheduled, and how many fit at once (at most
     `max_concurrent`, when given).
@@ -205,12 +214,13 @@ def plan_resources(
 
     autoscaling: the cluster may add nodes (one joined with --address). A trial that does not
         fit it now is then accepted, and runs `max_concurrent` at a time as nodes come up.
+    torch_backend: see `check_trial_shape`.
 
     Raises:
         ConfigError: the trial shape can never be scheduled, or (autoscaling) does not fit
             now and `max_concurrent` is not given, saying why.
     """
-    check_trial_shape(num_workers, cpus_per_worker, gpus_per_worker)
+    check_trial_shape(num_workers, cpus_per_worker, gpus_per_worker, torch_backend)
     cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
     data_cpus = num_workers * DATA_CPUS_PER_WORKER if train_run else 0
     per_trial_cpu = num_workers * cpus_per_worker + data_cpus
@@ -240,8 +250,12 @@ def plan_resources(
     return ResourcePlan(cpus, gpus, per_trial_cpu, per_trial_gpu, concurrent, data_cpus)
 
 
-def check_trial_shape(num_workers: int, cpus_per_worker: int, gpus_per_worker: float = 0.0) -> None:
+def check_trial_shape(num_workers: int, cpus_per_worker: int, gpus_per_worker: float = 0.0,
+                      torch_backend: str | None = None) -> None:
     """The trial-shape flags on their own, before anything is known of the cluster.
+
+    torch_backend: "gloo" lets the workers of one trial share a GPU (a fraction each), which
+        NCCL, Ray's backend for GPU workers, refuses.
 
     Raises:
         ConfigError: naming the flag and what it must be.
@@ -252,9 +266,21 @@ def check_trial_shape(num_workers: int, cpus_per_worker: int, gpus_per_worker: f
         raise ConfigError(f"--cpus-per-worker must be >= 1, got {cpus_per_worker}")
     if not math.isfinite(gpus_per_worker) or gpus_per_worker < 0:
         raise ConfigError(f"--gpus-per-worker must be a number >= 0, got {gpus_per_worker:g}")
-    if num_workers > 1 and 0 < gpus_per_worker < 1:
+    if num_workers > 1 and 0 < gpus_per_worker < 1 and torch_backend != "gloo":
         raise ConfigError(f"--gpus-per-worker {gpus_per_worker:g} with --num-workers {num_workers}: two workers of a "
-                          f"trial could share one GPU, which NCCL refuses; share GPUs between one-worker trials")
+                          f"trial could share one GPU, which NCCL refuses; add --torch-backend gloo (slower "
+                          f"collectives), or share GPUs between one-worker trials")
+
+
+def check_torch_backend(torch_backend: str | None, gpus_per_worker: float) -> None:
+    """Refuse NCCL for Train workers that get no GPU (it reduces CUDA tensors only).
+
+    Raises:
+        ConfigError: --torch-backend nccl with CPU workers.
+    """
+    if torch_backend == "nccl" and not gpus_per_worker:
+        raise ConfigError("--torch-backend nccl needs GPU workers (it reduces CUDA tensors only), but the trials get "
+                          "no GPU; leave it out, or give --gpus-per-worker on a cluster with GPUs")
 
 
 def worker_gpus(requested: float | None, network: bool, cluster: dict[str, float]) -> float:

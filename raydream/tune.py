@@ -46,11 +46,13 @@ from raydream.plan import (
     DRIVER_RESOURCE,
     DRIVER_SHARE,
     SEARCH_ALGS,
+    TORCH_BACKENDS,
     ResourcePlan,
     Search,
     asha_notes,
     build_param_space,
     check_precision,
+    check_torch_backend,
     check_trial_shape,
     plan_resources,
     space_changes,
@@ -117,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="training math: fp32, or bf16 / fp16 mixed precision (fp16 needs GPUs; default: the "
                         "space's, else fp32)")
+    p.add_argument("--torch-backend", choices=TORCH_BACKENDS, default=None,
+                   help="torch.distributed backend of a trial's Train workers (default: NCCL on GPUs, Gloo on "
+                        "CPUs); gloo lets the workers of a trial share a GPU (--gpus-per-worker 0.5 "
+                        "--num-workers 2), which NCCL refuses")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray instance (default: all)")
     p.add_argument("--address", default=None,
                    help="join this running Ray cluster (default: $RAY_ADDRESS, as `ray job submit` sets it; "
@@ -232,19 +238,20 @@ def _new_search(args: argparse.Namespace) -> Search:
         raise ConfigError(f"--time-budget must be a number of seconds > 0, got {args.time_budget:g}")
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
-    check_trial_shape(args.num_workers, args.cpus_per_worker, args.gpus_per_worker or 0.0)
+    check_trial_shape(args.num_workers, args.cpus_per_worker, args.gpus_per_worker or 0.0, args.torch_backend)
     fewest = space.fewest_rounds()
     if fewest is not None and fewest < max_epochs:
         raise ConfigError(f"{space.path}: {space.model} trials may get only {fewest} rounds, fewer than the "
                           f"{max_epochs} epochs they are cut into; raise the rounds or lower --max-epochs")
     network = model_kind(space.model) == TORCH
-    if not network and (args.precision or args.gpus_per_worker):
-        raise ConfigError(f"{space.model} trains on CPUs in fp64/fp32; --precision and --gpus-per-worker are for "
-                          f"networks")
+    if not network and (args.precision or args.gpus_per_worker or args.torch_backend):
+        raise ConfigError(f"{space.model} trains on CPUs in fp64/fp32; --precision, --gpus-per-worker and "
+                          f"--torch-backend are for networks")
     if space.model == "random_forest" and args.num_workers != 1:
         raise ConfigError("random_forest grows each forest in one process; use --cpus-per-worker, not --num-workers")
     if not args.address:  # the trial shape against this machine, before any data is read
-        _check_local_fit(space, args.num_workers, args.cpus_per_worker, args.gpus_per_worker, args)
+        _check_local_fit(space, args.num_workers, args.cpus_per_worker, args.gpus_per_worker, args,
+                         args.torch_backend)
     overrides: dict[str, Any] = {"max_epochs": max_epochs}
     if "seed" not in space.train:
         overrides["seed"] = args.seed
@@ -277,7 +284,7 @@ def _new_search(args: argparse.Namespace) -> Search:
         cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
         max_concurrent=args.max_concurrent, time_budget=args.time_budget,
         keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, train_overrides=overrides,
-        stall_timeout=args.stall_timeout or DEFAULT_STALL_TIMEOUT_S,
+        stall_timeout=args.stall_timeout or DEFAULT_STALL_TIMEOUT_S, torch_backend=args.torch_backend,
     )
 
 
@@ -310,7 +317,8 @@ def _recorded_search(args: argparse.Namespace, given: set[str]) -> Search:
     from raydream.data.prepare import load_manifest
 
     if not args.address:  # the recorded trial shape against this machine, before Ray starts
-        _check_local_fit(search.space, search.num_workers, search.cpus_per_worker, search.gpus_per_worker, args)
+        _check_local_fit(search.space, search.num_workers, search.cpus_per_worker, search.gpus_per_worker, args,
+                         search.torch_backend)
     load_manifest(search.data, verify=True)  # the prepared data the search trained on must still be there
     if not Tuner.can_restore(directory):
         raise ConfigError(f"{directory}: holds no Tune experiment state to resume (the search stopped before it "
@@ -348,10 +356,14 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
             require_driver_resource(cluster, args.address)
         gpus = worker_gpus(search.gpus_per_worker, network, cluster)
         check_precision(space, search.train_overrides, gpus)
+        check_torch_backend(search.torch_backend, gpus)
         plan = plan_resources(cluster, search.num_workers, search.cpus_per_worker, gpus, search.max_concurrent,
-                              autoscaling=bool(args.address), train_run=space.model != "random_forest")
+                              autoscaling=bool(args.address), train_run=space.model != "random_forest",
+                              torch_backend=search.torch_backend)
+        # A dataset on this machine's disk is read here, whichever nodes train on it.
+        data_node = None if storage.is_remote(search.data) else ray.get_runtime_context().get_node_id()
         setup = TrialSetup(search.data, experiment, search.num_workers, search.cpus_per_worker, gpus,
-                           search.keep_checkpoints, search.stall_timeout)
+                           search.keep_checkpoints, search.stall_timeout, search.torch_backend, data_node)
         _print_header(search, plan, resume)
         watch = SearchStallWatch(search.stall_timeout, plan)
         if resume:
@@ -379,11 +391,13 @@ def _train_env(stall_timeout: float) -> dict[str, str]:
 
 
 def _check_local_fit(space: SearchSpace, num_workers: int, cpus_per_worker: int, gpus_per_worker: float | None,
-                     args: argparse.Namespace) -> None:
+                     args: argparse.Namespace, torch_backend: str | None = None) -> None:
     """Refuse a trial shape that a Ray instance started on this machine could never run."""
     machine = local_resources(args.num_cpus)
     gpus = worker_gpus(gpus_per_worker, model_kind(space.model) == TORCH, machine)
-    plan_resources(machine, num_workers, cpus_per_worker, gpus, train_run=space.model != "random_forest")
+    check_torch_backend(torch_backend, gpus)
+    plan_resources(machine, num_workers, cpus_per_worker, gpus, train_run=space.model != "random_forest",
+                   torch_backend=torch_backend)
 
 
 def local_resources(num_cpus: int | None) -> dict[str, float]:
@@ -415,7 +429,8 @@ def _print_header(search: Search, plan: ResourcePlan, resume: bool) -> None:
     print(f"raydream: space {space.path} ({space.model}), data {search.data}")
     print(f"raydream: {search.num_samples} trial(s) by {search.search_alg} search, up to {search.max_epochs} "
           f"epoch(s), ASHA grace {search.grace_period}, reduction {search.reduction_factor}; "
-          f"{plan.describe(train_run=space.model != 'random_forest')}")
+          f"{plan.describe(train_run=space.model != 'random_forest')}"
+          + (f"; torch.distributed backend {search.torch_backend}" if search.torch_backend else ""))
     for note in asha_notes(search.num_samples, search.max_epochs, search.grace_period, search.reduction_factor):
         print(f"raydream: note: {note}")
 

@@ -11,7 +11,7 @@ import torch.distributed as dist
 from raydream.checkpoint import save_checkpoint
 from raydream.train import loop
 from raydream.train.config import TrainConfig, build_model_config
-from raydream.train.loop import model_and_recipe
+from raydream.train.steps import model_and_recipe
 
 META = torch.device("meta")
 LENGTH = 110  # bases of a nominal DREAM sequence

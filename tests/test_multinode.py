@@ -10,9 +10,11 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -79,7 +81,7 @@ def test_two_workers_see_every_training_row_once_per_epoch(cluster, tmp_path):
     import ray.train.torch
 
     from raydream.train.config import TrainConfig
-    from raydream.train.loop import TrialSetup, trainer_arguments
+    from raydream.train.loop import NODE_ID_LABEL, TrialSetup, trainer_arguments, training_labels
 
     data = resolve_dataset(None)
     tcfg = TrainConfig(train_rows=800, batch_size=96)  # 400 rows a worker: 4 full batches, then 16 rows
@@ -97,14 +99,24 @@ def test_two_workers_see_every_training_row_once_per_epoch(cluster, tmp_path):
 
     ray.init(address=cluster.address, logging_level="WARNING")
     try:
-        setup = TrialSetup(str(data), str(tmp_path), num_workers=2)
+        # The data is on the head's disk (as the embedded sample is on a cluster's head), and
+        # the workers are on the other nodes: the reads run on the head.
+        setup = TrialSetup(str(data), str(tmp_path), num_workers=2, data_node=cluster.head_node.node_id)
         trainer = ray.train.torch.TorchTrainer(
             record_rows, train_loop_config={"out": str(out)},
             **trainer_arguments(setup, tcfg, str(tmp_path / "runs"), callbacks=[], gpus_per_worker=0),
         )
         trainer.fit()
+        # A trial driver on a node without the data reads its table through a task on the data node.
+        elsewhere = {"label_selector": {NODE_ID_LABEL: next(iter(cluster.worker_nodes)).node_id}, "num_cpus": 0}
+        labels = ray.get(ray.remote(training_labels).options(**elsewhere).remote(setup, tcfg), timeout=60)
+        assert np.array_equal(labels, read_split(data, "train", columns=("expression",), limit=800)
+                              .column("expression").to_numpy())
+        reads = _task_nodes(cluster, ("ReadParquet", "read_split"))
     finally:
         ray.shutdown()
+    assert {name for name, _ in reads} >= {"read_split"} and any("ReadParquet" in name for name, _ in reads), reads
+    assert {node for _, node in reads} == {cluster.head_node.node_id}, reads
     expected = Counter(read_split(data, "train", columns=("sequence",), limit=800).column("sequence").to_pylist())
     orders = {}
     for epoch in (1, 2):
@@ -113,6 +125,25 @@ def test_two_workers_see_every_training_row_once_per_epoch(cluster, tmp_path):
         assert Counter(ranks[0]) + Counter(ranks[1]) == expected  # every row once, across the workers
         orders[epoch] = ranks[0]
     assert orders[1] != orders[2]  # reshuffled each epoch
+
+
+def _task_nodes(cluster, names: tuple[str, ...], timeout: float = 30) -> list[tuple[str, str]]:
+    """(task name, node ID) of every finished task of this driver's job whose name holds one of
+    `names`, from the State API (task events reach it within a few seconds of the task's end)."""
+    import ray
+    from ray.util.state import list_tasks
+
+    job = ray.get_runtime_context().get_job_id()
+    found: list[tuple[str, str]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tasks = list_tasks(address=cluster.address, filters=[("state", "=", "FINISHED"), ("job_id", "=", job)],
+                           limit=10000)
+        found = [(t.name, t.node_id) for t in tasks if any(n in t.name for n in names)]
+        if len({n for n in names if any(n in name for name, _ in found)}) == len(names):
+            return found
+        time.sleep(1)
+    raise AssertionError(f"no finished {' / '.join(names)} task listed within {timeout:g} s: {found}")
 
 
 @pytest.mark.timeout(420)
@@ -127,7 +158,7 @@ def test_concurrent_two_worker_trials_survive_losing_a_node_and_validate_exactly
         proc = subprocess.Popen(
             [sys.executable, "-m", "raydream.tune", "--space", str(space), "--search-alg", "optuna",
              "--num-samples", "2", "--max-epochs", "6", "--grace-period", "6", "--num-workers", "2",
-             "--max-failures", "1", "--address", cluster.address, "--storage-path", str(tmp_path / "results"),
+             "--max-failures", "1", "--torch-backend", "gloo", "--address", cluster.address, "--storage-path", str(tmp_path / "results"),
              "--name", "nodes"],
             stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
@@ -153,7 +184,7 @@ def test_concurrent_two_worker_trials_survive_losing_a_node_and_validate_exactly
     text = log.read_text()
     assert proc.returncode == 0, text[-3000:]
     assert "each trial: 4 CPU for Train workers (2 of the CPUs for their Ray Data reads)" in text
-    assert "up to 2 trial(s) at a time" in text
+    assert "up to 2 trial(s) at a time" in text and "; torch.distributed backend gloo" in text
     table = pd.read_csv(experiment / "ranked_trials.csv")
     assert table["status"].tolist() == ["completed", "completed"], table
     trials = sorted(experiment.glob("TrainRunTrial_*"))

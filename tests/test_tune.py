@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from raydream.checkpoint import load_model
 from raydream.errors import ConfigError, run_cli
 from raydream.spaces import load_space
-from raydream.plan import build_param_space, plan_resources
+from raydream.plan import build_param_space, check_torch_backend, plan_resources
 from raydream.tune import main
 
 
@@ -34,12 +35,31 @@ def test_plan_resources_refuses_a_trial_that_can_never_start():
         plan_resources({"CPU": 2}, num_workers=2, cpus_per_worker=1)
     with pytest.raises(ConfigError, match="2 worker\\(s\\) x 1 GPU = 2 GPU, but the cluster has 1 GPU"):
         plan_resources({"CPU": 8, "GPU": 1}, num_workers=2, cpus_per_worker=1, gpus_per_worker=1)
-    with pytest.raises(ConfigError, match="two workers of a trial could share one GPU"):
+    with pytest.raises(ConfigError, match="two workers of a trial could share one GPU.*add --torch-backend gloo"):
         plan_resources({"CPU": 8, "GPU": 2}, num_workers=2, cpus_per_worker=1, gpus_per_worker=0.5)
     for shape, words in [((0, 1), "--num-workers must be >= 1, got 0"), ((1, 0), "--cpus-per-worker must be >= 1"),
                          ((1, 1, float("nan")), "--gpus-per-worker must be a number >= 0, got nan")]:
         with pytest.raises(ConfigError, match=words):
             plan_resources({"CPU": 64}, *shape)
+
+
+def test_gloo_lets_the_workers_of_a_trial_share_a_gpu_and_nccl_needs_gpus():
+    shared = plan_resources({"CPU": 16, "GPU": 1}, num_workers=2, cpus_per_worker=1, gpus_per_worker=0.5,
+                            torch_backend="gloo")
+    assert shared.gpus_per_trial == 1 and shared.max_concurrent == 1
+    check_torch_backend("nccl", 1.0)
+    check_torch_backend("gloo", 0.0)
+    check_torch_backend(None, 0.0)
+    with pytest.raises(ConfigError, match="--torch-backend nccl needs GPU workers"):
+        check_torch_backend("nccl", 0.0)
+
+
+def test_torch_backend_is_refused_for_trees_and_nccl_on_a_machine_without_gpus(capsys):
+    assert run_cli(main, ["--space", "lightgbm", "--torch-backend", "gloo"]) == 2
+    assert "--precision, --gpus-per-worker and --torch-backend are for networks" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert run_cli(main, ["--space", "resnet", "--torch-backend", "nccl"]) == 2
+        assert "--torch-backend nccl needs GPU workers" in capsys.readouterr().err
 
 
 def test_an_autoscaling_cluster_takes_trials_that_fit_only_once_nodes_are_added():
@@ -72,7 +92,7 @@ def test_fp16_is_refused_for_trials_without_gpus():
     check_precision(space, {"precision": "fp16"}, gpus_per_worker=1)
     with pytest.raises(ConfigError, match="precision fp16 needs GPUs"):
         check_precision(space, {"precision": "fp16"}, gpus_per_worker=0)
-    with pytest.raises(ConfigError, match="--precision and --gpus-per-worker are for networks"):
+    with pytest.raises(ConfigError, match="--precision, --gpus-per-worker and --torch-backend are for networks"):
         main(["--space", "lightgbm", "--precision", "bf16"])
 
 
@@ -92,10 +112,14 @@ def test_search_record_round_trips_and_names_what_changed_in_a_space(tmp_path):
     space = load_space("cls_cnn")
     search = Search(space=space, data="/data", experiment_dir=str(tmp_path / "exp"), num_samples=4, max_epochs=3,
                     grace_period=1, reduction_factor=3, search_alg="optuna", max_concurrent=2, time_budget=60.0,
-                    train_overrides={"max_epochs": 3, "seed": 5})
+                    train_overrides={"max_epochs": 3, "seed": 5}, torch_backend="gloo")
     search.write()
     back = Search.read(tmp_path / "exp")
     assert back == search
+    record = tmp_path / "exp" / "raydream_search.json"
+    record.write_text(record.read_text().replace('"gloo"', '"mpi"'))
+    with pytest.raises(ConfigError, match="torch_backend must be one of nccl, gloo or null, got 'mpi'; the record is"):
+        Search.read(tmp_path / "exp")
     other = load_space("cnn")
     changes = space_changes(space, other)
     assert changes[0] == "model: cls_cnn -> baseline_cnn" and any(c.startswith("train.loss: choice") for c in changes)

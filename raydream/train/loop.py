@@ -18,7 +18,7 @@ import math
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 import ray
@@ -27,15 +27,19 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from raydream.checkpoint import read_checkpoint, save_checkpoint
+from raydream.checkpoint import save_checkpoint
 from raydream.config import from_dict
 from raydream.metrics import regression_metrics
-from raydream.models import create_model
 from raydream.seeding import seed_everything
 from raydream.train.config import DATA_CPUS_PER_WORKER, DEFAULT_STALL_TIMEOUT_S, TrainConfig, build_model_config
-from raydream.train.optim import make_recipe
-from raydream.train.steps import encode_batch, predict, train_epoch
+from raydream.train.steps import encode_batch, model_and_recipe, predict, train_epoch
 from raydream.train.weights import DensityWeights
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# The label Ray gives every node, its node ID (ray._raylet.RAY_NODE_ID_KEY).
+NODE_ID_LABEL = "ray.io/node-id"
 
 # Rows held by each worker's local shuffle buffer, in batches.
 SHUFFLE_BATCHES = 16
@@ -54,6 +58,12 @@ class TrialSetup:
     keep_checkpoints: checkpoints Tune keeps per trial, the best by val_r2 (and the latest).
     stall_timeout: seconds a trial may report no epoch before it fails (at least three times
         its slowest epoch).
+    torch_backend: the workers' torch.distributed backend ("nccl", "gloo"), or None for Ray
+        Train's choice (NCCL on GPUs, Gloo on CPUs).
+    data_node: the Ray node ID of the machine whose disk holds `data_dir`, or None when every
+        node can read it (an object-store URI). Every read of a local dataset runs there, and
+        its rows reach the workers on other nodes through Ray's object store, so a dataset on
+        the head's disk (the embedded sample, prepared into ~/.cache) trains on any cluster.
     """
 
     data_dir: str
@@ -63,6 +73,8 @@ class TrialSetup:
     gpus_per_worker: float = 0.0
     keep_checkpoints: int = 1
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
+    torch_backend: str | None = None
+    data_node: str | None = None
 
 
 def _is_distributed() -> bool:
@@ -109,28 +121,6 @@ def _sum_across_workers(device: torch.device, *values: float) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
-
-
-def model_and_recipe(name: str, mcfg, tcfg: TrainConfig, steps_per_epoch: int, device: torch.device,
-                     checkpoint_dir: str | None = None):
-    """A worker's model and optimiser recipe, on `device`, and where training starts.
-
-    The model is moved to the device before the recipe is built and before any state is
-    loaded, so that the optimiser's state, the recipe's averaged model (`cosine_swa`) and the
-    loaded weights all live on the worker's device. (Built on the CPU and moved afterwards, a
-    resumed GPU worker kept its optimiser state and averaged model on the CPU.)
-
-    Returns:
-        (model, recipe, first epoch to train, best val R^2 so far).
-    """
-    raw = create_model(name, mcfg, head_scalars=tcfg.head_scalars).to(device)
-    recipe = make_recipe(raw, tcfg, steps_per_epoch)
-    if checkpoint_dir is None:
-        return raw, recipe, 1, -np.inf
-    state, meta = read_checkpoint(checkpoint_dir, map_location=device)
-    raw.load_state_dict(state.get("train_model") or state["model"])
-    recipe.load_state_dict(state["optimizer"])
-    return raw, recipe, meta["epoch"] + 1, meta["metrics"]["best_val_r2"]
 
 
 def epoch_batches(shard: "ray.data.DataIterator", tcfg: TrainConfig, epoch: int, rank: int) -> Iterator[dict]:
@@ -242,11 +232,32 @@ def train_loop_per_worker(loop_config: dict) -> None:
             ray.train.report(metrics, checkpoint=checkpoint)
 
 
-def training_labels(setup: TrialSetup, tcfg: TrainConfig) -> np.ndarray:
-    """Expression values of the rows the trial trains on (read on the driver, no Ray)."""
+def read_table(setup: TrialSetup, split: str, columns: tuple[str, ...] = ("sequence", "expression"),
+               limit: int = 0) -> "pa.Table":
+    """One split of the trial's dataset as a pyarrow Table (`raydream.data.prepare.read_split`),
+    read where the data is: in this process on the data node (or from an object store), else
+    by a zero-CPU task on the data node whose table comes back through the object store."""
     from raydream.data.prepare import read_split
 
-    return read_split(setup.data_dir, "train", columns=("expression",), limit=tcfg.train_rows).column("expression").to_numpy()
+    if setup.data_node is None or ray.get_runtime_context().get_node_id() == setup.data_node:
+        return read_split(setup.data_dir, split, columns, limit)
+    task = ray.remote(read_split).options(num_cpus=0, label_selector=_on_node(setup.data_node))
+    try:
+        return ray.get(task.remote(setup.data_dir, split, columns, limit), timeout=setup.stall_timeout)
+    except ray.exceptions.GetTimeoutError:
+        raise TimeoutError(f"reading the {split} split of {setup.data_dir} on node {setup.data_node} (the node "
+                           f"that holds it) took over {setup.stall_timeout:g} s") from None
+
+
+def _on_node(node: str) -> dict[str, str]:
+    """The label selector of a task that must run on the node with ID `node`: Ray labels
+    every node with its ID (as Ray Data pins the reads of a local-only datasource)."""
+    return {NODE_ID_LABEL: node}
+
+
+def training_labels(setup: TrialSetup, tcfg: TrainConfig) -> np.ndarray:
+    """Expression values of the rows the trial trains on."""
+    return read_table(setup, "train", columns=("expression",), limit=tcfg.train_rows).column("expression").to_numpy()
 
 
 def density_weights(labels: np.ndarray, tcfg: TrainConfig) -> DensityWeights | None:
@@ -256,8 +267,9 @@ def density_weights(labels: np.ndarray, tcfg: TrainConfig) -> DensityWeights | N
     return DensityWeights.fit(labels, bins=tcfg.weight_bins, cap=tcfg.weight_cap)
 
 
-def read_shards(data_dir: str, split: str, concurrency: int = 1) -> "ray.data.Dataset":
-    """One split of a prepared dataset (local, shared, or object-store shards) as a Ray Dataset.
+def read_shards(data_dir: str, split: str, concurrency: int = 1, node: str | None = None) -> "ray.data.Dataset":
+    """One split of a prepared dataset (local, shared, or object-store shards) as a Ray Dataset,
+    its read tasks on `node` (a Ray node ID; None: anywhere, Ray Data spreads them).
 
     The read tasks ask Ray for no CPU and at most `concurrency` run at once: the Train workers
     reserve their CPUs (DATA_CPUS_PER_WORKER each). A read task that asked for a CPU of its
@@ -277,7 +289,8 @@ def read_shards(data_dir: str, split: str, concurrency: int = 1) -> "ray.data.Da
     context = ray.data.DataContext.get_current()
     saved, context.use_datasource_v2 = context.use_datasource_v2, False
     try:
-        return ray.data.read_parquet(files, filesystem=fs, num_cpus=0, concurrency=concurrency)
+        return ray.data.read_parquet(files, filesystem=fs, num_cpus=0, concurrency=concurrency,
+                                     label_selector=_on_node(node) if node else None)
     finally:
         context.use_datasource_v2 = saved
 
@@ -292,7 +305,7 @@ def trainer_arguments(
     DATA_CPUS_PER_WORKER for the reads of its data. The run keeps only its latest checkpoint:
     each one is handed to Tune, which keeps the trial's best (see `raydream.train.trial`)."""
     reads = setup.num_workers * DATA_CPUS_PER_WORKER
-    train, val = read_shards(setup.data_dir, "train", reads), read_shards(setup.data_dir, "val", reads)
+    train, val = (read_shards(setup.data_dir, split, reads, setup.data_node) for split in ("train", "val"))
     if tcfg.train_rows:
         train = train.limit(tcfg.train_rows)
     if tcfg.val_rows:
@@ -332,8 +345,10 @@ def build_trainer(
     labels = training_labels(setup, tcfg)
     steps_per_epoch = math.ceil(len(labels) / setup.num_workers / tcfg.batch_size)
     weights = density_weights(labels, tcfg)
+    backend = {"torch_config": ray.train.torch.TorchConfig(backend=setup.torch_backend)} if setup.torch_backend else {}
     return ray.train.torch.TorchTrainer(
         train_loop_per_worker,
+        **backend,
         train_loop_config={**loop_config, "torch_threads": setup.cpus_per_worker, "steps_per_epoch": steps_per_epoch,
                            "weights": weights},
         **trainer_arguments(setup, tcfg, storage_path, callbacks, setup.gpus_per_worker, run_name),

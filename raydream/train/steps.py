@@ -12,12 +12,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from raydream.checkpoint import read_checkpoint
 from raydream.data.encode import (add_flag_channels, one_hot_tensor, random_flips, reverse_complement,
                                   reverse_complement_where, to_byte_matrix)
+from raydream.models import create_model
 from raydream.models.heads import expression_from_output
 from raydream.train.config import TrainConfig
 from raydream.train.losses import compute_loss
-from raydream.train.optim import Recipe
+from raydream.train.optim import Recipe, make_recipe
 
 Batch = Mapping[str, np.ndarray]
 
@@ -95,7 +97,9 @@ def train_epoch(
     `raydream.train.weights.DensityWeights`); None weighs every sample alike.
     """
     model.train()
-    loss_sum, count = 0.0, 0
+    # Summed on the device and read once at the end: reading a CUDA loss every step would
+    # make the host wait for the GPU before it could queue the next batch.
+    loss_sum, count = torch.zeros((), dtype=torch.float64, device=device), 0
     for batch in batches:
         x, y = encode_batch(batch, config, device, training=True, generator=generator)
         if len(y) < 2:  # BatchNorm needs two samples; a lone trailing sample is skipped
@@ -109,9 +113,9 @@ def train_epoch(
             output.float(), y, config.loss, config.huber_delta, config.soft_label_sd, config.soft_label_shift, weight
         )
         recipe.step(loss)
-        loss_sum += float(loss.detach()) * len(y)
+        loss_sum += loss.detach() * len(y)
         count += len(y)
-    return loss_sum, count
+    return float(loss_sum), count
 
 
 @torch.no_grad()
@@ -141,3 +145,25 @@ def predict(
     if not preds:
         return np.zeros(0), np.zeros(0)
     return np.concatenate(preds).astype(np.float64), np.concatenate(labels).astype(np.float64)
+
+
+def model_and_recipe(name: str, mcfg, tcfg: TrainConfig, steps_per_epoch: int, device: torch.device,
+                     checkpoint_dir: str | None = None):
+    """A worker's model and optimiser recipe, on `device`, and where training starts.
+
+    The model is moved to the device before the recipe is built and before any state is
+    loaded, so that the optimiser's state, the recipe's averaged model (`cosine_swa`) and the
+    loaded weights all live on the worker's device. (Built on the CPU and moved afterwards, a
+    resumed GPU worker kept its optimiser state and averaged model on the CPU.)
+
+    Returns:
+        (model, recipe, first epoch to train, best val R^2 so far).
+    """
+    raw = create_model(name, mcfg, head_scalars=tcfg.head_scalars).to(device)
+    recipe = make_recipe(raw, tcfg, steps_per_epoch)
+    if checkpoint_dir is None:
+        return raw, recipe, 1, -np.inf
+    state, meta = read_checkpoint(checkpoint_dir, map_location=device)
+    raw.load_state_dict(state.get("train_model") or state["model"])
+    recipe.load_state_dict(state["optimizer"])
+    return raw, recipe, meta["epoch"] + 1, meta["metrics"]["best_val_r2"]

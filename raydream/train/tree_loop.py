@@ -41,7 +41,8 @@ from raydream.models.trees import (
     new_forest,
 )
 from raydream.train.config import TrainConfig
-from raydream.train.loop import TrialSetup, density_weights, starting_checkpoint, trainer_arguments, training_labels
+from raydream.train.loop import (TrialSetup, density_weights, read_table, starting_checkpoint, trainer_arguments,
+                                 training_labels)
 from raydream.train.weights import DensityWeights
 
 
@@ -146,14 +147,12 @@ def run_forest_trial(config: dict, setup: TrialSetup) -> None:
     """Tune function trainable: grow one random forest, reporting after each slice of trees."""
     from ray import tune
 
-    from raydream.data.prepare import read_split
-
     name = config["model"]
     tcfg = from_dict(TrainConfig, config["train"], "train")
     mcfg = model_config(name, config["model_config"])
 
     def load(split: str, limit: int) -> Rows:
-        table = read_split(setup.data_dir, split, limit=limit)
+        table = read_table(setup, split, limit=limit)
         batches = ({"sequence": b.column("sequence").to_numpy(zero_copy_only=False),
                     "expression": b.column("expression").to_numpy()} for b in table.to_batches(FEATURE_BATCH))
         return read_rows(batches, mcfg.seq_len)
