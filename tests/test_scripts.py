@@ -55,3 +55,26 @@ def test_script_smoke(script, side_by_side, tmp_path):
     stdout, stderr = ((out / f"{script.stem}.{kind}").read_text() for kind in ("out", "err"))
     assert proc.returncode == 0, stderr[-2000:]
     assert stdout.strip()
+
+
+def test_the_gpu_check_says_it_skipped_where_there_is_no_cuda(side_by_side):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available: test_the_gpu_check_passes_every_row_without_ray runs the check")
+    out, procs = side_by_side
+    procs["gpu_check.py"].wait(timeout=60)
+    assert (out / "gpu_check.out").read_text() == "no CUDA: skipped\n"
+
+
+@pytest.mark.gpu
+@pytest.mark.timeout(600)
+def test_the_gpu_check_passes_every_row_without_ray():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA not available")
+    done = subprocess.run([sys.executable, str(SCRIPTS[0].parent / "gpu_check.py"), "--torch-only"],
+                          capture_output=True, text=True, timeout=580)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "FAIL" not in done.stdout

@@ -152,10 +152,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
         "torch_threads", "weights" (DensityWeights for the loss, or None) and
         "resume_checkpoint" (a `ray.train.Checkpoint` to go on from, or None).
     Reports per epoch: epoch, train_loss, val_r2, val_pearson, val_spearman, val_mse, lr,
-    optimizer (the recipe's phase), train_samples_per_s (training rows of all workers per
-    second of the epoch's training pass: reading, encoding and steps), epoch_s (seconds of
-    this worker's training pass and validation; the checkpoint's write is not in it), and a
-    checkpoint (Ray keeps the best by val_r2 and the latest).
+    optimizer (the recipe's phase), workers (the world size), train_samples_per_s (training
+    rows of all workers per second of the epoch's training pass: reading, encoding and
+    steps), epoch_s (seconds of this worker's training pass and validation; the checkpoint's
+    write is not in it), and a checkpoint (Ray keeps the best by val_r2 and the latest).
     """
     name = loop_config["model"]
     tcfg = from_dict(TrainConfig, loop_config["train"], "train")
@@ -210,6 +210,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             **{f"val_{k}": v for k, v in scores.items()},
             "lr": recipe.lr,
             "optimizer": recipe.phase,
+            "workers": world_size,
             "train_samples_per_s": count / max(train_s, 1e-9),  # all workers' rows / this worker's time
             # Timed here: the controller sees a report only when it next polls the workers.
             "epoch_s": time.perf_counter() - started,
