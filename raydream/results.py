@@ -25,6 +25,7 @@ from raydream.files import is_within, write_text_atomic
 METRIC = "val_r2"
 RANKED_CSV = "ranked_trials.csv"
 SEARCH_FILE = "raydream_search.json"  # what the search was: space, searched keys, max_epochs
+BASELINES_FILE = "baselines.json"  # the baselines fitted on the search's splits (raydream.train.baselines)
 
 
 @dataclass
@@ -198,6 +199,39 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not valid JSON ({err}); the experiment's files are damaged") from None
+
+
+def read_baselines(experiment: Path) -> dict[str, Any] | None:
+    """The baselines a search fitted on its splits (`BASELINES_FILE`), or None if it has none
+    (a search that did not finish, or one from before baselines were fitted).
+
+    Raises:
+        DataError: the file is damaged.
+    """
+    path = Path(experiment) / BASELINES_FILE
+    if not path.is_file():
+        return None
+    record = _read_json(path)
+    if not isinstance(record, dict) or not isinstance(record.get("baselines"), dict):
+        raise DataError(f"{path}: not a baselines record; the experiment's files are damaged")
+    return record
+
+
+def _metric_text(scores: dict[str, Any] | None) -> str:
+    if not scores:
+        return "-"
+    return ", ".join(f"{name} {value:.4f}" if isinstance(value, (int, float)) else f"{name} -"
+                     for name, value in scores.items() if name in ("r2", "pearson", "spearman"))
+
+
+def format_baselines(record: dict[str, Any]) -> str:
+    """The baselines as lines under a ranked table: each one's validation and test scores."""
+    lines = [f"Baselines on the same splits (fit on {record['fit_rows']:,} training rows, scored on "
+             f"{record['val_rows']:,} validation and {record['test_rows']:,} test rows):"]
+    for name, entry in record["baselines"].items():
+        extra = f" (k = {min(entry['ks'])}-{max(entry['ks'])}, alpha {entry['alpha']:g})" if "alpha" in entry else ""
+        lines.append(f"  {name}{extra}: val {_metric_text(entry.get('val'))}; test {_metric_text(entry.get('test'))}")
+    return "\n".join(lines)
 
 
 def read_progress(progress: Path) -> pd.DataFrame:
@@ -397,6 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise DataError(f"--columns: no column {missing[0]!r}; columns: {', '.join(table.columns)}")
         shown = table[wanted]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    baselines = read_baselines(local)
+    if baselines:
+        print("\n" + format_baselines(baselines))
     if args.markdown:
         write_text_atomic(args.markdown, markdown_table(shown))
     return 0

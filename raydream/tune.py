@@ -29,6 +29,7 @@ How trials are given resources, and why (measured with Ray 2.60 on 2 cores):
 from __future__ import annotations
 
 import argparse
+import json
 import dataclasses
 import datetime as _dt
 import logging
@@ -58,7 +59,8 @@ from raydream.plan import (
     space_changes,
     worker_gpus,
 )
-from raydream.results import RANKED_CSV, experiment_table, format_table, local_experiment, trial_states
+from raydream.results import (BASELINES_FILE, RANKED_CSV, experiment_table, format_baselines, format_table,
+                              local_experiment, trial_states)
 from raydream.spaces import SearchSpace, load_space
 from raydream.train.config import DEFAULT_STALL_TIMEOUT_S, PRECISIONS, TrainConfig
 from raydream.watch import SearchStallWatch
@@ -530,7 +532,24 @@ def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
     if test:
         print("best checkpoint on the held-out test split: "
               + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
+    _compare_with_baselines(search, best, test)
     return 0
+
+
+def _compare_with_baselines(search: Search, best, test: dict[str, float] | None) -> None:
+    """Fit the baselines on the search's splits, record them in the experiment, and say how
+    the best trial compares with the k-mer ridge."""
+    from raydream.train.baselines import fit_baselines
+
+    record = fit_baselines(search.data)
+    storage.write_text(storage.join(search.experiment_dir, BASELINES_FILE), json.dumps(record, indent=1) + "\n")
+    print("\n" + format_baselines(record))
+    ridge = record["baselines"]["k-mer ridge"]
+    split, ours, theirs = "validation", best["best_val_r2"], ridge["val"]["r2"]
+    if test and ridge["test"]:
+        split, ours, theirs = "test", test["r2"], ridge["test"]["r2"]
+    verdict = "beats" if ours > theirs else "does not beat"
+    print(f"the best trial {verdict} the k-mer ridge on the {split} split: R^2 {ours:.4f} against {theirs:.4f}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from raydream.data.features import (
     FeatureConfig,
     feature_names,
     gc_fraction,
+    kmer_count_matrix,
     kmer_counts,
     melting_temperature,
     sequence_features,
@@ -28,6 +29,16 @@ def test_kmer_counts_match_a_python_count():
     for row, seq in zip(counts, seqs):
         expected = python_kmers(seq, 3)
         assert {n: int(c) for n, c in zip(names, row) if c} == dict(expected)
+
+
+def test_the_sparse_kmer_matrix_holds_each_ks_whole_sequence_counts_side_by_side():
+    seqs = random_promoters(20) + ["ACGTN" * 22, "GG"]
+    codes = to_byte_matrix(seqs, 110)
+    matrix = kmer_count_matrix(codes, (1, 2, 6))
+    assert matrix.shape == (22, 4 + 16 + 4096) and matrix.dtype == np.float32
+    dense = np.concatenate([kmer_counts(codes, k, 110, 110) for k in (1, 2, 6)], axis=1)
+    assert np.array_equal(matrix.toarray(), dense)
+    assert matrix[21].sum() == 2 + 1  # "GG": two 1-mers, one 2-mer
 
 
 def test_windows_split_the_counts_by_start_position():

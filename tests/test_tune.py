@@ -1,5 +1,6 @@
 """The search entry point: resource planning, param spaces, and real Ray searches."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -259,6 +260,11 @@ def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_f
     assert (table["status"] == "completed").any()
     assert Path(table.loc[0, "checkpoint"]).is_dir()
     assert "best checkpoint on the held-out test split" in done.stdout
+    # The baselines on the same splits, and how the best trial compares on the test split.
+    assert "k-mer ridge (k = 1-6, alpha " in done.stdout
+    assert re.search(r"the best trial (beats|does not beat) the k-mer ridge on the test split: R\^2 -?[0-9.]+ against "
+                     r"0\.[0-9]+", done.stdout)
+    assert (tmp_path / "results" / "budget" / "baselines.json").is_file()
     # The table is rebuilt from the experiment's files, without Ray, the same way.
     from raydream.results import experiment_table
 

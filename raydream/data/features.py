@@ -56,6 +56,22 @@ class FeatureConfig:
         return range(0, self.seq_len - self.window + 1, self.stride)
 
 
+def _kmer_index(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k-mer starting at each position of (N, L) uint8 sequences, as a base-4 number
+    (A=0, C=1, G=2, T=3, first base most significant), (N, L - k + 1) int64; and whether it
+    is a real k-mer (no N, no padding), same shape."""
+    n, length = codes.shape
+    base = _BASE_CODE[codes]  # (N, L), -1 for N / padding
+    n_pos = max(length - k + 1, 0)
+    index = np.zeros((n, n_pos), dtype=np.int64)
+    valid = np.ones((n, n_pos), dtype=bool)
+    for offset in range(k):
+        b = base[:, offset : offset + n_pos]
+        index = index * 4 + np.maximum(b, 0)
+        valid &= b >= 0
+    return index, valid
+
+
 def kmer_counts(codes: np.ndarray, k: int, window: int, stride: int) -> np.ndarray:
     """Windowed k-mer counts of (N, L) uint8 sequences -> float32 (N, n_windows * 4^k).
 
@@ -63,14 +79,7 @@ def kmer_counts(codes: np.ndarray, k: int, window: int, stride: int) -> np.ndarr
     significant) starting inside window w, i.e. at positions w*stride .. w*stride+window-k.
     """
     n, length = codes.shape
-    base = _BASE_CODE[codes]  # (N, L), -1 for N / padding
-    n_pos = length - k + 1
-    index = np.zeros((n, n_pos), dtype=np.int64)
-    valid = np.ones((n, n_pos), dtype=bool)
-    for offset in range(k):
-        b = base[:, offset : offset + n_pos]
-        index = index * 4 + np.maximum(b, 0)
-        valid &= b >= 0
+    index, valid = _kmer_index(codes, k)
     vocab = 4**k
     starts = range(0, length - window + 1, stride)
     out = np.zeros((n, len(starts) * vocab), dtype=np.float32)
@@ -80,6 +89,23 @@ def kmer_counts(codes: np.ndarray, k: int, window: int, stride: int) -> np.ndarr
         flat = (rows * vocab + index[:, span])[valid[:, span]]  # (row, k-mer) pairs in window
         out[:, w * vocab : (w + 1) * vocab] = np.bincount(flat, minlength=n * vocab).reshape(n, vocab)
     return out
+
+
+def kmer_count_matrix(codes: np.ndarray, ks: Sequence[int]) -> "scipy.sparse.csr_matrix":
+    """Whole-sequence k-mer counts of (N, L) uint8 sequences for each k in `ks`, as one sparse
+    float32 matrix (N, sum of 4^k): the columns of k = ks[0] first, each block ordered as in
+    `kmer_counts`. A 110 bp sequence has at most 110 - k + 1 k-mers of each k, so the matrix
+    stays small where the dense one (5,460 columns for k = 1..6) would not."""
+    from scipy import sparse
+
+    n = len(codes)
+    blocks = []
+    for k in ks:
+        index, valid = _kmer_index(codes, k)
+        rows = np.broadcast_to(np.arange(n)[:, None], index.shape)[valid]
+        counts = sparse.coo_matrix((np.ones(len(rows), dtype=np.float32), (rows, index[valid])), shape=(n, 4**k))
+        blocks.append(counts.tocsr())  # duplicate (row, k-mer) pairs are summed
+    return sparse.hstack(blocks, format="csr")
 
 
 def gc_fraction(codes: np.ndarray) -> np.ndarray:

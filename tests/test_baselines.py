@@ -1,0 +1,49 @@
+"""The baselines every search is compared with, fitted on a prepared dataset's splits."""
+
+import json
+
+import pytest
+
+from raydream.data.prepare import resolve_dataset
+from raydream.errors import DataError
+from raydream.results import BASELINES_FILE, format_baselines, read_baselines
+from raydream.train.baselines import KMER_KS, fit_baselines
+
+
+@pytest.fixture(scope="module")
+def record():
+    return fit_baselines(resolve_dataset(None))
+
+
+def test_a_kmer_ridge_learns_the_embedded_sample_and_the_training_mean_does_not(record):
+    assert (record["fit_rows"], record["val_rows"], record["test_rows"]) == (5102, 652, 616)
+    mean, ridge = record["baselines"]["training mean"], record["baselines"]["k-mer ridge"]
+    assert abs(mean["val"]["r2"]) < 0.01 and mean["val"]["pearson"] is None  # undefined for a constant
+    assert ridge["val"]["r2"] > 0.3 and ridge["test"]["r2"] > 0.25 and ridge["val"]["pearson"] > 0.55
+    assert ridge["ks"] == list(KMER_KS)
+
+
+def test_the_first_rows_of_each_split_are_the_sample_when_rows_are_capped():
+    capped = fit_baselines(resolve_dataset(None), max_rows=1000)
+    assert (capped["fit_rows"], capped["val_rows"], capped["test_rows"]) == (1000, 652, 616)
+
+
+def test_the_record_is_plain_json_and_reads_back_with_its_lines(record, tmp_path):
+    text = json.dumps(record, allow_nan=False)  # no NaN: undefined metrics are null
+    (tmp_path / BASELINES_FILE).write_text(text)
+    back = read_baselines(tmp_path)
+    assert back == json.loads(text)
+    lines = format_baselines(back).splitlines()
+    assert lines[0].startswith("Baselines on the same splits (fit on 5,102 training rows")
+    assert lines[1].startswith("  training mean: val r2 -0.00") and "pearson -" in lines[1]
+    assert lines[2].startswith("  k-mer ridge (k = 1-6, alpha ")
+
+
+def test_no_record_is_none_and_a_damaged_one_names_its_file(tmp_path):
+    assert read_baselines(tmp_path) is None
+    (tmp_path / BASELINES_FILE).write_text('{"fit_rows": 3}')
+    with pytest.raises(DataError, match=f"{BASELINES_FILE}: not a baselines record"):
+        read_baselines(tmp_path)
+    (tmp_path / BASELINES_FILE).write_text('{"fit_rows": ')
+    with pytest.raises(DataError, match="not valid JSON"):
+        read_baselines(tmp_path)
