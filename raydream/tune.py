@@ -29,15 +29,17 @@ How trials are given resources, and why (measured with Ray 2.60 on 2 cores):
 from __future__ import annotations
 
 import argparse
-import json
 import dataclasses
 import datetime as _dt
+import json
 import logging
 import math
 import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
+
+import numpy as np
 
 from raydream import storage
 from raydream.errors import INTERRUPTED, ArgumentParser, ConfigError, RayDreamError, run_cli
@@ -68,6 +70,7 @@ from raydream.watch import SearchStallWatch
 DEFAULT_NUM_SAMPLES = 8
 SMOKE = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "train_rows": 1024}
 DEFAULT_GRACE_PERIOD = 2
+ENSEMBLE_SIZE = 3  # the summary also scores the mean prediction of the top checkpoints
 # Flags that --resume accepts; everything else is taken from the experiment's record.
 RESUME_FLAGS = {"resume", "space", "num_cpus", "address", "verbose", "stall_timeout"}
 STALLED = 1  # exit status of a search stopped because none of its trials could start
@@ -164,18 +167,21 @@ def _given_flags(argv: Sequence[str] | None) -> set[str]:
     return set(vars(parser.parse_args(argv)))
 
 
-def _test_score(checkpoint: str | None, data_dir: str) -> dict[str, float] | None:
-    """Score the best checkpoint on the held-out test split, in this process (no Ray)."""
+def _test_score(checkpoints: Sequence[str | None], data_dir: str) -> dict[str, float] | None:
+    """Score the mean prediction of checkpoints (one: the best) on the held-out test split, in
+    this process (no Ray); None without a test split or a checkpoint on disk."""
     from raydream.checkpoint import predict_from_checkpoint
     from raydream.data.prepare import read_split
     from raydream.metrics import regression_metrics
 
-    if not isinstance(checkpoint, str) or not Path(checkpoint).is_dir():
+    found = [c for c in checkpoints if isinstance(c, str) and Path(c).is_dir()]
+    if not found or len(found) < len(checkpoints):
         return None
     table = read_split(data_dir, "test")
     if table.num_rows < 2:
         return None
-    preds = predict_from_checkpoint(checkpoint, table.column("sequence").to_numpy(zero_copy_only=False))
+    sequences = table.column("sequence").to_numpy(zero_copy_only=False)
+    preds = np.mean([predict_from_checkpoint(c, sequences) for c in found], axis=0)
     return regression_metrics(table.column("expression").to_numpy(), preds)
 
 
@@ -528,17 +534,23 @@ def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
         raise RayDreamError(f"no trial reported a validation score; see {experiment}")
     print(f"best trial: {best['trial']} (val R^2 {best['best_val_r2']:.4f} at epoch {best['best_epoch']})")
     print(f"best checkpoint: {best['checkpoint']}")
-    test = _test_score(best["checkpoint"], search.data)
+    test = _test_score([best["checkpoint"]], search.data)
     if test:
         print("best checkpoint on the held-out test split: "
               + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
-    _compare_with_baselines(search, best, test)
+    top = table["checkpoint"].head(ENSEMBLE_SIZE).tolist()
+    ensemble = _test_score(top, search.data) if len(top) == ENSEMBLE_SIZE else None
+    if ensemble:
+        print(f"mean of the top {ENSEMBLE_SIZE} checkpoints on the held-out test split: "
+              + ", ".join(f"{k} {v:.4f}" for k, v in ensemble.items()))
+    _compare_with_baselines(search, best, test, ensemble)
     return 0
 
 
-def _compare_with_baselines(search: Search, best, test: dict[str, float] | None) -> None:
+def _compare_with_baselines(search: Search, best, test: dict[str, float] | None,
+                            ensemble: dict[str, float] | None = None) -> None:
     """Fit the baselines on the search's splits, record them in the experiment, and say how
-    the best trial compares with the k-mer ridge."""
+    the best trial (and the mean of the top checkpoints) compares with the k-mer ridge."""
     from raydream.train.baselines import fit_baselines
 
     record = fit_baselines(search.data)
@@ -550,6 +562,9 @@ def _compare_with_baselines(search: Search, best, test: dict[str, float] | None)
         split, ours, theirs = "test", test["r2"], ridge["test"]["r2"]
     verdict = "beats" if ours > theirs else "does not beat"
     print(f"the best trial {verdict} the k-mer ridge on the {split} split: R^2 {ours:.4f} against {theirs:.4f}")
+    if ensemble and split == "test":
+        verdict = "beats" if ensemble["r2"] > theirs else "does not beat"
+        print(f"the mean of the top {ENSEMBLE_SIZE} checkpoints {verdict} it: R^2 {ensemble['r2']:.4f}")
 
 
 if __name__ == "__main__":

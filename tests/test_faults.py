@@ -185,7 +185,10 @@ def test_every_entry_point_reads_what_the_search_left_within_its_timeout(survivo
     # prepare and tune ran in the fixture; here the tools that read an experiment, without Ray.
     experiment = survivor.experiment
     shown = cli("results", experiment, "--top", "1")
-    assert shown.returncode == 0 and len(shown.stdout.splitlines()) == 2, shown.stderr
+    assert shown.returncode == 0, shown.stderr
+    table, baselines = shown.stdout.split("\n\n")  # the top trial, then the baselines the search fitted
+    assert len(table.splitlines()) == 2 and baselines.startswith("Baselines on the same splits (fit on 5,102 training rows")
+    assert "k-mer ridge (k = 1-6" in baselines
     plots = cli("report", experiment)
     assert plots.returncode == 0, plots.stderr
     for name in ["pred_vs_measured", "learning_curves", "best_so_far", "hyperparameters"]:

@@ -265,6 +265,8 @@ def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_f
     assert re.search(r"the best trial (beats|does not beat) the k-mer ridge on the test split: R\^2 -?[0-9.]+ against "
                      r"0\.[0-9]+", done.stdout)
     assert (tmp_path / "results" / "budget" / "baselines.json").is_file()
+    assert len(table) >= 3 and "mean of the top 3 checkpoints on the held-out test split: r2 " in done.stdout
+    assert re.search(r"the mean of the top 3 checkpoints (beats|does not beat) it: R\^2 -?[0-9.]+", done.stdout)
     # The table is rebuilt from the experiment's files, without Ray, the same way.
     from raydream.results import experiment_table
 
