@@ -5,10 +5,12 @@
 - "k-mer ridge": ridge regression on whole-sequence k-mer counts, k = 1..6 (5,460 columns),
   each column scaled to unit variance, the penalty chosen among RIDGE_ALPHAS by validation
   R^2 (scikit-learn's `Ridge` on a sparse matrix): tried from the strongest down, stopping
-  once the score falls (the weaker the penalty, the longer a fit takes). On the full DREAM training set it is fit
-  on the first `max_rows` rows of the training split and scored on the first `max_rows` rows
-  of the validation and test splits; the prepared splits are in hash order, so those rows
-  are a sample of the whole.
+  once the score falls (the weaker the penalty, the longer a fit takes).
+
+Both are fit on the first `max_rows` rows of the training split and scored on the first
+`max_rows` of the validation and test splits, in the source file's order (the prepared
+splits keep it): all of the embedded sample, a sample of the full DREAM training set unless
+its file is sorted.
 """
 
 from __future__ import annotations
