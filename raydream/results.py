@@ -212,9 +212,28 @@ def read_baselines(experiment: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     record = _read_json(path)
-    if not isinstance(record, dict) or not isinstance(record.get("baselines"), dict):
-        raise DataError(f"{path}: not a baselines record; the experiment's files are damaged")
+    problem = _baselines_problem(record)
+    if problem:
+        raise DataError(f"{path}: not a baselines record ({problem}); the experiment's files are damaged")
     return record
+
+
+def _baselines_problem(record: Any) -> str | None:
+    """What keeps `record` from being shown as baselines, or None."""
+    if not isinstance(record, dict) or not isinstance(record.get("baselines"), dict):
+        return "no baselines mapping"
+    for key in ("fit_rows", "val_rows", "test_rows"):
+        if not isinstance(record.get(key), int) or isinstance(record.get(key), bool):
+            return f"{key} is not a row count"
+    for name, entry in record["baselines"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("val"), dict):
+            return f"{name!r} has no validation scores"
+        if not isinstance(entry.get("test"), (dict, type(None))):
+            return f"{name!r} has bad test scores"
+        if "alpha" in entry and not (isinstance(entry["alpha"], (int, float)) and isinstance(entry.get("ks"), list)
+                                     and entry["ks"] and all(isinstance(k, int) for k in entry["ks"])):
+            return f"{name!r} has a bad alpha or ks"
+    return None
 
 
 def _metric_text(scores: dict[str, Any] | None) -> str:

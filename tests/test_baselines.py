@@ -41,9 +41,17 @@ def test_the_record_is_plain_json_and_reads_back_with_its_lines(record, tmp_path
 
 def test_no_record_is_none_and_a_damaged_one_names_its_file(tmp_path):
     assert read_baselines(tmp_path) is None
-    (tmp_path / BASELINES_FILE).write_text('{"fit_rows": 3}')
-    with pytest.raises(DataError, match=f"{BASELINES_FILE}: not a baselines record"):
-        read_baselines(tmp_path)
+    good = {"fit_rows": 3, "val_rows": 2, "test_rows": 0, "baselines": {
+        "k-mer ridge": {"val": {"r2": 0.1}, "test": None, "alpha": 10.0, "ks": [1, 2]}}}
+    (tmp_path / BASELINES_FILE).write_text(json.dumps(good))
+    assert "k-mer ridge (k = 1-2, alpha 10): val r2 0.1000; test -" in format_baselines(read_baselines(tmp_path))
+    damaged = [{"fit_rows": 3}, {**good, "val_rows": "2"}, {**good, "baselines": {"mean": []}},
+               {**good, "baselines": {"mean": {"val": {}, "test": 3}}},
+               {**good, "baselines": {"ridge": {"val": {}, "test": None, "alpha": 1.0}}}]
+    for record in damaged:
+        (tmp_path / BASELINES_FILE).write_text(json.dumps(record))
+        with pytest.raises(DataError, match=f"{BASELINES_FILE}: not a baselines record \\(.+\\); the experiment"):
+            read_baselines(tmp_path)
     (tmp_path / BASELINES_FILE).write_text('{"fit_rows": ')
     with pytest.raises(DataError, match="not valid JSON"):
         read_baselines(tmp_path)
