@@ -290,14 +290,24 @@ def wait_until(condition: Callable[[], bool], proc: subprocess.Popen, what: str,
 
 
 def kill_train_workers(session: int) -> int:
-    """SIGKILL the Ray Train worker processes of a process session; how many there were."""
-    import psutil
+    """SIGKILL the Ray Train worker processes of a process session, found by the title Ray
+    gives an actor's process; how many there were."""
+    pids = [pid for pid in _process_ids() if b"RayTrainWorker" in _title(pid) and _session(pid) == session]
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    return len(pids)
 
-    victims = [p for p in psutil.process_iter(["cmdline"])
-               if (p.info["cmdline"] or [""])[0].startswith("ray::RayTrainWorker") and _session(p.pid) == session]
-    for p in victims:
-        p.send_signal(signal.SIGKILL)
-    return len(victims)
+
+def _process_ids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").glob("[0-9]*")]
+
+
+def _title(pid: int) -> bytes:
+    """A process's title: the first field of its command line (b"" once it has gone)."""
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return b""
 
 
 def _session(pid: int) -> int | None:
@@ -345,6 +355,9 @@ def fault_and_resume_rows(tmp: Path, data: Path, device: torch.device) -> list[R
 
         wait_until(lambda: bool(trials()) and bool(reported_epochs(trials()[0])), proc, "first report", 300)
         killed = kill_train_workers(proc.pid)
+        if not killed:
+            raise AssertionError("no process titled ray::RayTrainWorker in the search's session (does this kernel "
+                                 "show process titles in /proc/PID/cmdline?)")
         wait_until(lambda: len(trials()) == 2 and bool(reported_epochs(trials()[1])), proc,
                    "report of the second trial", 300)
         first = trials()[0]
