@@ -1,6 +1,7 @@
 """The GPU path of raydream, checked row by row on a machine with CUDA: a pass/fail table.
 
-Without Ray (PyTorch, pyarrow and PyYAML only), on the embedded sample:
+Without Ray (PyTorch, NumPy, SciPy, scikit-learn, pyarrow, pandas, PyYAML), on the embedded
+sample:
 
 * every network family trains one epoch on the GPU and predicts finite values, its weights
   and optimiser state on the GPU;
