@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from raydream import __version__, storage
@@ -462,10 +463,11 @@ def split_files(root: str | os.PathLike, split: str) -> list[str]:
 def read_split(root: str | os.PathLike, split: str, columns: tuple[str, ...] = ("sequence", "expression"),
                limit: int = 0) -> pa.Table:
     """One split of a prepared dataset as a pyarrow Table: the given columns, and only the
-    first `limit` rows when limit > 0."""
+    first `limit` rows when limit > 0 (read from as many shards as they take)."""
     fs, paths = storage.arrow_paths(split_files(root, split))
-    table = pq.read_table(paths, columns=list(columns), filesystem=fs)
-    return table.slice(0, limit) if limit else table
+    if limit:
+        return ds.dataset(paths, filesystem=fs, format="parquet").head(limit, columns=list(columns))
+    return pq.read_table(paths, columns=list(columns), filesystem=fs)
 
 
 def default_data_file() -> Path:

@@ -30,16 +30,12 @@ SEQ_LEN = 110
 
 
 def read_rows(data_dir: str | os.PathLike, split: str, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first `max_rows` rows of a split, reading only the shards it takes: (sequences as
-    (N, SEQ_LEN) uint8 codes, expression float64 (N,))."""
-    import pyarrow.dataset as ds
-
-    from raydream import storage
+    """The first `max_rows` rows of a split: (sequences as (N, SEQ_LEN) uint8 codes,
+    expression float64 (N,))."""
     from raydream.data.encode import to_byte_matrix
-    from raydream.data.prepare import split_files
+    from raydream.data.prepare import read_split
 
-    fs, paths = storage.arrow_paths(split_files(data_dir, split))
-    table = ds.dataset(paths, filesystem=fs, format="parquet").head(max_rows, columns=["sequence", "expression"])
+    table = read_split(data_dir, split, limit=max_rows)
     sequences = table.column("sequence").to_numpy(zero_copy_only=False)
     return to_byte_matrix(sequences, SEQ_LEN), table.column("expression").to_numpy().astype(np.float64)
 
