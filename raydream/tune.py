@@ -167,22 +167,27 @@ def _given_flags(argv: Sequence[str] | None) -> set[str]:
     return set(vars(parser.parse_args(argv)))
 
 
-def _test_score(checkpoints: Sequence[str | None], data_dir: str) -> dict[str, float] | None:
-    """Score the mean prediction of checkpoints (one: the best) on the held-out test split, in
-    this process (no Ray); None without a test split or a checkpoint on disk."""
+def _test_scores(checkpoints: Sequence[str | None], data_dir: str) -> tuple[dict | None, dict | None]:
+    """Scores on the held-out test split, in this process (no Ray): of the first checkpoint
+    (the best), and of the mean prediction of all of them when there are ENSEMBLE_SIZE on
+    disk. None for what cannot be scored (no test split, no checkpoint). Each checkpoint
+    predicts once."""
     from raydream.checkpoint import predict_from_checkpoint
     from raydream.data.prepare import read_split
     from raydream.metrics import regression_metrics
 
-    found = [c for c in checkpoints if isinstance(c, str) and Path(c).is_dir()]
-    if not found or len(found) < len(checkpoints):
-        return None
+    on_disk = [isinstance(c, str) and Path(c).is_dir() for c in checkpoints]
+    if not on_disk or not on_disk[0]:
+        return None, None
     table = read_split(data_dir, "test")
     if table.num_rows < 2:
-        return None
+        return None, None
     sequences = table.column("sequence").to_numpy(zero_copy_only=False)
-    preds = np.mean([predict_from_checkpoint(c, sequences) for c in found], axis=0)
-    return regression_metrics(table.column("expression").to_numpy(), preds)
+    labels = table.column("expression").to_numpy()
+    members = checkpoints if len(checkpoints) == ENSEMBLE_SIZE and all(on_disk) else checkpoints[:1]
+    preds = [predict_from_checkpoint(c, sequences) for c in members]
+    ensemble = regression_metrics(labels, np.mean(preds, axis=0)) if len(preds) > 1 else None
+    return regression_metrics(labels, preds[0]), ensemble
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -534,12 +539,10 @@ def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
         raise RayDreamError(f"no trial reported a validation score; see {experiment}")
     print(f"best trial: {best['trial']} (val R^2 {best['best_val_r2']:.4f} at epoch {best['best_epoch']})")
     print(f"best checkpoint: {best['checkpoint']}")
-    test = _test_score([best["checkpoint"]], search.data)
+    test, ensemble = _test_scores(table["checkpoint"].head(ENSEMBLE_SIZE).tolist(), search.data)
     if test:
         print("best checkpoint on the held-out test split: "
               + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
-    top = table["checkpoint"].head(ENSEMBLE_SIZE).tolist()
-    ensemble = _test_score(top, search.data) if len(top) == ENSEMBLE_SIZE else None
     if ensemble:
         print(f"mean of the top {ENSEMBLE_SIZE} checkpoints on the held-out test split: "
               + ", ".join(f"{k} {v:.4f}" for k, v in ensemble.items()))
