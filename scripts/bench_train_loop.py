@@ -71,7 +71,8 @@ def plain_loop(data: Path, tcfg: TrainConfig) -> list[float]:
 
 
 def train_reports(data: Path, tcfg: TrainConfig, storage: Path, model: str = MODEL,
-                  model_config: dict | None = None) -> list[dict]:
+                  model_config: dict | None = None, cpus_per_worker: int = 1,
+                  gpus_per_worker: float = 0.0) -> list[dict]:
     """The per-epoch reports (metrics) of a one-worker Train run as raydream builds it, in a
     running Ray instance."""
     import dataclasses
@@ -88,7 +89,8 @@ def train_reports(data: Path, tcfg: TrainConfig, storage: Path, model: str = MOD
                 fh.write(json.dumps(metrics[0]) + "\n")
 
     storage.mkdir(parents=True)
-    setup = TrialSetup(str(data), str(storage), num_workers=1, cpus_per_worker=1)
+    setup = TrialSetup(str(data), str(storage), num_workers=1, cpus_per_worker=cpus_per_worker,
+                       gpus_per_worker=gpus_per_worker)
     loop_config = {"model": model, "model_config": model_config or {}, "train": dataclasses.asdict(tcfg)}
     build_trainer(loop_config, setup, str(storage), callbacks=[RecordReports()]).fit()
     return sorted((json.loads(line) for line in log.read_text().splitlines()), key=lambda r: r["epoch"])

@@ -405,32 +405,17 @@ def two_workers_row(tmp: Path, data: Path, device: torch.device) -> str:
 
 def ray_loop_row(tmp: Path, data: Path, plain: float, device: torch.device, goal: float) -> str:
     """samples/s of a one-worker GPU Train run as raydream builds it, epochs 2 and 3."""
-    import dataclasses
-    import json
-
     import ray
-    from ray.train.v2.api.callback import UserCallback
 
-    from raydream.train.loop import TrialSetup, build_trainer
+    from bench_train_loop import train_reports  # beside this script
 
     _, tcfg = legnet_throughput_config()
-    log = tmp / "reports.jsonl"
-
-    class RecordReports(UserCallback):
-        def after_report(self, run_context, metrics, checkpoint) -> None:
-            with open(log, "a") as fh:
-                fh.write(json.dumps(metrics[0]) + "\n")
-
     gpus = 1 if device.type == "cuda" else 0
     ray.init(num_cpus=4, num_gpus=gpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    try:
-        setup = TrialSetup(str(data), str(tmp / "runs"), num_workers=1, cpus_per_worker=2, gpus_per_worker=gpus,
-                           data_node=ray.get_runtime_context().get_node_id())
-        loop_config = {"model": "legnet", "model_config": {}, "train": dataclasses.asdict(tcfg)}  # LegNet's defaults
-        build_trainer(loop_config, setup, str(tmp / "runs"), callbacks=[RecordReports()]).fit()
+    try:  # LegNet at its defaults
+        reports = train_reports(data, tcfg, tmp / "runs", model="legnet", cpus_per_worker=2, gpus_per_worker=gpus)
     finally:
         ray.shutdown()
-    reports = sorted((json.loads(line) for line in log.read_text().splitlines()), key=lambda r: r["epoch"])
     later = [r["train_samples_per_s"] for r in reports[1:]]
     ours = sum(later) / len(later)
     detail = (f"Ray Train loop {ours:,.0f} rows/s (epochs 2+, {reports[0]['epoch_s']:.1f} s for epoch 1), plain "
