@@ -16,7 +16,7 @@ from typing import Any
 
 from raydream import storage
 from raydream.errors import ConfigError
-from raydream.results import SEARCH_FILE, write_search_info
+from raydream.results import DEFAULT_METRIC, METRICS, SEARCH_FILE, write_search_info
 from raydream.spaces import SECTIONS, Distribution, SearchSpace, parse_space
 from raydream.train.config import DATA_CPUS_PER_WORKER, DEFAULT_STALL_TIMEOUT_S
 
@@ -43,6 +43,8 @@ class Search:
         to start, before it gives up (see `raydream.train.trial`).
     torch_backend: the Train workers' torch.distributed backend (TORCH_BACKENDS), or None
         for Ray's choice.
+    metric: the validation metric (`raydream.results.METRICS`) that ASHA stops trials by,
+        the searcher learns from, Tune keeps checkpoints by and the table is ranked by.
     """
 
     space: SearchSpace
@@ -64,6 +66,12 @@ class Search:
     train_overrides: dict[str, Any] = field(default_factory=dict)
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
     torch_backend: str | None = None
+    metric: str = DEFAULT_METRIC
+
+    @property
+    def mode(self) -> str:
+        """"max" or "min": which way `metric` is better."""
+        return METRICS[self.metric]
 
     def to_record(self) -> dict[str, Any]:
         """The JSON record of the search (`raydream.results` reads the first keys)."""
@@ -124,6 +132,8 @@ def _record_problem(search: "Search") -> str | None:
     for name in ("data", "search_alg"):
         if not isinstance(getattr(search, name), str):
             return f"{name} must be a string, got {getattr(search, name)!r}"
+    if search.metric not in METRICS:
+        return f"metric must be one of {', '.join(METRICS)}, got {search.metric!r}"
     if search.search_alg not in SEARCH_ALGS:
         return f"search_alg must be one of {', '.join(SEARCH_ALGS)}, got {search.search_alg!r}"
     if search.torch_backend is not None and search.torch_backend not in TORCH_BACKENDS:

@@ -4,11 +4,11 @@ Four figures, written next to the experiment (or to `--out`):
 
 * `pred_vs_measured.png`: the best trial's checkpoint on the held-out split, predicted vs.
   measured expression coloured by point density (a Gaussian KDE), as in the team report.
-* `learning_curves.png`: validation R^2 per epoch of every trial; trials ASHA stopped end
-  early with a cross.
-* `best_so_far.png`: best validation R^2 so far against trials finished and against epochs
+* `learning_curves.png`: the validation metric the search ranked by (R^2 unless it was given
+  `--metric`) per epoch of every trial; trials ASHA stopped end early with a cross.
+* `best_so_far.png`: best validation score so far against trials finished and against epochs
   trained (the compute the search has spent).
-* `hyperparameters.png`: each searched hyperparameter against the trial's best validation R^2.
+* `hyperparameters.png`: each searched hyperparameter against the trial's best validation score.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import pandas as pd
 
 from raydream.errors import ArgumentParser, DataError, run_cli
 from raydream.files import write_bytes_atomic
-from raydream.results import METRIC, SEARCH_FILE, local_experiment, read_experiment, short_names
+from raydream.results import (DEFAULT_METRIC, METRIC_LABELS, METRICS, SEARCH_FILE, best_column, local_experiment,
+                              read_experiment, short_names)
 
 KDE_POINTS = 5000  # points drawn in the density plot (a random subset of larger splits)
 FIGURES = ("pred_vs_measured", "learning_curves", "best_so_far", "hyperparameters")
@@ -49,11 +50,18 @@ def _save(fig, path: Path) -> Path:
     return write_bytes_atomic(path, buffer.getvalue())
 
 
-def search_progress(table: pd.DataFrame, history: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Trials in the order they finished, with the best R^2 so far and the epochs spent so far.
+def _label(metric: str) -> str:
+    """A metric's name on an axis (R$^2$ in mathtext)."""
+    return "validation " + METRIC_LABELS[metric].replace("R^2", "R$^2$").replace("rho", r"$\rho$")
 
-    Columns: trial, finished (timestamp of its last report), epochs, best_val_r2,
-    cumulative_epochs, best_so_far.
+
+def search_progress(table: pd.DataFrame, history: dict[str, pd.DataFrame],
+                    metric: str = DEFAULT_METRIC) -> pd.DataFrame:
+    """Trials in the order they finished, with the best score by `metric` so far and the
+    epochs spent so far.
+
+    Columns: trial, finished (timestamp of its last report), epochs, best (the trial's best
+    score), cumulative_epochs, best_so_far.
     """
     rows = []
     for _, row in table.iterrows():
@@ -62,15 +70,17 @@ def search_progress(table: pd.DataFrame, history: dict[str, pd.DataFrame]) -> pd
             continue
         finished = float(frame["timestamp"].max()) if "timestamp" in frame else float(len(rows))
         rows.append({"trial": row["trial"], "finished": finished, "epochs": int(row["epochs"]),
-                     "best_val_r2": float(row["best_val_r2"])})
-    progress = pd.DataFrame(rows, columns=["trial", "finished", "epochs", "best_val_r2"])
+                     "best": float(row[best_column(metric)])})
+    progress = pd.DataFrame(rows, columns=["trial", "finished", "epochs", "best"])
     progress = progress.sort_values("finished", kind="stable").reset_index(drop=True)
     progress["cumulative_epochs"] = progress["epochs"].cumsum()
-    progress["best_so_far"] = progress["best_val_r2"].cummax()
+    best = progress["best"]
+    progress["best_so_far"] = best.cummin() if METRICS[metric] == "min" else best.cummax()
     return progress
 
 
-def plot_learning_curves(table: pd.DataFrame, history: dict[str, pd.DataFrame], max_epochs: int, path: Path) -> Path:
+def plot_learning_curves(table: pd.DataFrame, history: dict[str, pd.DataFrame], max_epochs: int, path: Path,
+                         metric: str = DEFAULT_METRIC) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     best = table.iloc[0]["trial"] if len(table) else None
@@ -80,29 +90,29 @@ def plot_learning_curves(table: pd.DataFrame, history: dict[str, pd.DataFrame], 
             continue
         stopped = row["status"] != "completed"
         is_best = row["trial"] == best
-        ax.plot(frame["epoch"], frame[METRIC], color="C3" if is_best else ("0.6" if stopped else "C0"),
+        ax.plot(frame["epoch"], frame[metric], color="C3" if is_best else ("0.6" if stopped else "C0"),
                 lw=2.2 if is_best else 1.0, alpha=1.0 if is_best else 0.8,
                 label=f"best: {row['trial']}" if is_best else None)
         if stopped:
-            ax.plot(frame["epoch"].iloc[-1], frame[METRIC].iloc[-1], "x", color="0.3", ms=6)
+            ax.plot(frame["epoch"].iloc[-1], frame[metric].iloc[-1], "x", color="0.3", ms=6)
     ax.plot([], [], "x", color="0.3", label=f"stopped early ({(table['status'] != 'completed').sum()} trials)")
-    ax.set(xlabel="epoch", ylabel="validation R$^2$", title=f"Learning curves of {len(history)} trials",
+    ax.set(xlabel="epoch", ylabel=_label(metric), title=f"Learning curves of {len(history)} trials",
            xlim=(0.8, max(max_epochs, 1) + 0.2))
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper right" if METRICS[metric] == "min" else "lower right", fontsize=8)
     ax.grid(alpha=0.3)
     return _saved(plt, fig, path)
 
 
-def plot_best_so_far(progress: pd.DataFrame, path: Path) -> Path:
+def plot_best_so_far(progress: pd.DataFrame, path: Path, metric: str = DEFAULT_METRIC) -> Path:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     n = np.arange(1, len(progress) + 1)
     axes[0].step(n, progress["best_so_far"], where="post", color="C3")
-    axes[0].scatter(n, progress["best_val_r2"], s=14, color="C0", zorder=3, label="trial's best")
-    axes[0].set(xlabel="trials finished", ylabel="best validation R$^2$ so far")
+    axes[0].scatter(n, progress["best"], s=14, color="C0", zorder=3, label="trial's best")
+    axes[0].set(xlabel="trials finished", ylabel=f"best {_label(metric)} so far")
     axes[1].step(progress["cumulative_epochs"], progress["best_so_far"], where="post", color="C3")
-    axes[1].scatter(progress["cumulative_epochs"], progress["best_val_r2"], s=14, color="C0", zorder=3)
+    axes[1].scatter(progress["cumulative_epochs"], progress["best"], s=14, color="C0", zorder=3)
     axes[1].set(xlabel="epochs trained (all trials)")
     axes[0].legend(loc="best", fontsize=8)
     for ax in axes:
@@ -112,13 +122,13 @@ def plot_best_so_far(progress: pd.DataFrame, path: Path) -> Path:
     return _saved(plt, fig, path)
 
 
-def plot_hyperparameters(table: pd.DataFrame, keys: list[str], path: Path) -> Path:
+def plot_hyperparameters(table: pd.DataFrame, keys: list[str], path: Path, metric: str = DEFAULT_METRIC) -> Path:
     plt = _pyplot()
     shown = [k for k in keys if k in table.columns]
     cols = min(4, max(1, len(shown)))
     rows = max(1, math.ceil(len(shown) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.7 * rows), squeeze=False)
-    scores = table["best_val_r2"].to_numpy(dtype=float)
+    scores = table[best_column(metric)].to_numpy(dtype=float)
     for ax, key in zip(axes.flat, shown):
         values = table[key]
         numeric = pd.to_numeric(values, errors="coerce")
@@ -142,8 +152,8 @@ def plot_hyperparameters(table: pd.DataFrame, keys: list[str], path: Path) -> Pa
     for ax in axes.flat[len(shown):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
-        ax.set_ylabel("best val R$^2$")
-    fig.suptitle("Hyperparameters vs. best validation R$^2$")
+        ax.set_ylabel(f"best {_label(metric).replace('validation', 'val')}")
+    fig.suptitle(f"Hyperparameters vs. best {_label(metric)}")
     fig.tight_layout()
     return _saved(plt, fig, path)
 
@@ -210,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiment = local_experiment(args.experiment)
     found = read_experiment(experiment)  # every trial read once, for the table and the curves
     table = found.table()
-    if table.empty or not np.isfinite(table["best_val_r2"]).any():
+    if table.empty or not np.isfinite(table[best_column(found.metric)]).any():
         raise DataError(f"{experiment}: no trial has reported a validation score yet")
     out = Path(args.out) if args.out else experiment / "report"
     if out.exists() and not out.is_dir():
@@ -237,13 +247,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _draw(found, table: pd.DataFrame, experiment: Path, out: Path, split: str) -> list[Path]:
     """Draw the report's figures into `out`; returns their paths."""
-    history = {r.trial_id: r.history for r in found.records if r.history is not None and METRIC in r.history}
+    metric = found.metric
+    history = {r.trial_id: r.history for r in found.records if r.history is not None and metric in r.history}
     keys = list(short_names(found.keys).values())
     written = [
         plot_learning_curves(table, history, int(found.max_epochs or table["epochs"].max()),
-                             out / "learning_curves.png"),
-        plot_best_so_far(search_progress(table, history), out / "best_so_far.png"),
-        plot_hyperparameters(table, keys, out / "hyperparameters.png"),
+                             out / "learning_curves.png", metric),
+        plot_best_so_far(search_progress(table, history, metric), out / "best_so_far.png", metric),
+        plot_hyperparameters(table, keys, out / "hyperparameters.png", metric),
     ]
     if found.info.get("data"):
         measured, predicted, title = _best_predictions(table, found.info["data"], split)

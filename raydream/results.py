@@ -22,7 +22,10 @@ from raydream import storage
 from raydream.errors import ArgumentParser, DataError, run_cli
 from raydream.files import is_within, write_text_atomic
 
-METRIC = "val_r2"
+# The validation metrics a search may rank and stop its trials by, and which way is better.
+METRICS = {"val_r2": "max", "val_pearson": "max", "val_spearman": "max", "val_mse": "min"}
+DEFAULT_METRIC = "val_r2"
+METRIC_LABELS = {"val_r2": "R^2", "val_pearson": "Pearson r", "val_spearman": "Spearman rho", "val_mse": "MSE"}
 RANKED_CSV = "ranked_trials.csv"
 SEARCH_FILE = "raydream_search.json"  # what the search was: space, searched keys, max_epochs
 BASELINES_FILE = "baselines.json"  # the baselines fitted on the search's splits (raydream.train.baselines)
@@ -32,7 +35,7 @@ BASELINES_FILE = "baselines.json"  # the baselines fitted on the search's splits
 class TrialRecord:
     """What a finished (or stopped, or failed) trial left behind.
 
-    history: one row per epoch with at least `epoch` and `val_r2`;
+    history: one row per epoch with at least `epoch` and the validation metrics;
         `checkpoint_path` where a checkpoint was saved. An epoch reported twice (run again
         by a trial restored from an earlier checkpoint) appears once, as last reported.
     """
@@ -58,45 +61,73 @@ def short_names(keys: list[str]) -> dict[str, str]:
     return {k: (t if tails.count(t) == 1 else k) for k, t in zip(keys, tails)}
 
 
-def rank_trials(records: list[TrialRecord], hyperparameters: list[str], max_epochs: int) -> pd.DataFrame:
-    """One row per trial, best validation R^2 first.
+def check_metric(metric: str, where: str = "--metric") -> str:
+    """`metric` if it is one of METRICS.
 
-    Columns: trial, the searched hyperparameters (short names), best_val_r2, best_epoch,
-    val_pearson / val_spearman / val_mse at the best epoch, epochs (run), status
-    ("completed", "stopped early" by the scheduler, or "error: ..."), checkpoint (of the
-    best epoch).
+    Raises:
+        DataError: naming `where` and the metrics there are.
     """
+    if metric not in METRICS:
+        raise DataError(f"{where}: {metric!r} is not a metric a search ranks by; expected one of "
+                        f"{', '.join(METRICS)}")
+    return metric
+
+
+def best_column(metric: str) -> str:
+    """The ranked table's column of a trial's best score by `metric` (best_val_r2, ...)."""
+    return f"best_{metric}"
+
+
+def ranked_column(table: pd.DataFrame) -> str:
+    """The column a ranked table was ranked by (its best_<metric> column)."""
+    found = [c for c in table.columns if c.startswith("best_val_")]
+    return found[0] if found else best_column(DEFAULT_METRIC)
+
+
+def better(metric: str, ours: float, theirs: float) -> bool:
+    """Whether score `ours` is better than `theirs` by `metric` (higher, or lower for MSE)."""
+    return ours < theirs if METRICS[metric] == "min" else ours > theirs
+
+
+def rank_trials(records: list[TrialRecord], hyperparameters: list[str], max_epochs: int,
+                metric: str = DEFAULT_METRIC) -> pd.DataFrame:
+    """One row per trial, the best by `metric` first (highest; lowest for val_mse).
+
+    Columns: trial, the searched hyperparameters (short names), best_<metric> (the trial's
+    best epoch by `metric`), best_epoch, the other validation metrics at that epoch, epochs
+    (run), status ("completed", "stopped early" by the scheduler, or "error: ..."),
+    checkpoint (of the best epoch).
+    """
+    check_metric(metric)
     names = short_names(hyperparameters)
+    column = best_column(metric)
+    others = [m for m in METRICS if m != metric]
     rows = []
     for record in records:
         row: dict[str, Any] = {"trial": record.trial_id}
         row.update({names[k]: _lookup(record.config, k) for k in hyperparameters})
         history = record.history
-        if history is not None and METRIC in history and history[METRIC].notna().any():
-            best = history.loc[history[METRIC].idxmax()]
+        if history is not None and metric in history and history[metric].notna().any():
+            scores = history[metric]
+            best = history.loc[scores.idxmin() if METRICS[metric] == "min" else scores.idxmax()]
             epochs = int(history["epoch"].max())
-            row.update(
-                best_val_r2=float(best[METRIC]),
-                best_epoch=int(best["epoch"]),
-                val_pearson=float(best.get("val_pearson", float("nan"))),
-                val_spearman=float(best.get("val_spearman", float("nan"))),
-                val_mse=float(best.get("val_mse", float("nan"))),
-                epochs=epochs,
-                checkpoint=best.get("checkpoint_path"),
-            )
+            row.update({column: float(best[metric]), "best_epoch": int(best["epoch"])})
+            row.update({m: float(best.get(m, float("nan"))) for m in others})
+            row.update(epochs=epochs, checkpoint=best.get("checkpoint_path"))
         else:
             epochs = 0
-            row.update(best_val_r2=float("nan"), best_epoch=0, epochs=0, checkpoint=None)
+            row.update({column: float("nan"), "best_epoch": 0, "epochs": 0, "checkpoint": None})
         row["status"] = _status(record, epochs, max_epochs)
         row["failures"] = record.failures
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table = table.sort_values("best_val_r2", ascending=False, na_position="last").reset_index(drop=True)
+    table = table.sort_values(column, ascending=METRICS[metric] == "min", na_position="last",
+                              kind="stable").reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
-    order = ["rank", "trial", *names.values(), "best_val_r2", "best_epoch", "val_pearson",
-             "val_spearman", "val_mse", "epochs", "status", "failures", "checkpoint"]
+    order = ["rank", "trial", *names.values(), column, "best_epoch", *others,
+             "epochs", "status", "failures", "checkpoint"]
     if not table["failures"].any():
         order.remove("failures")
     return table[[c for c in order if c in table.columns]]
@@ -112,10 +143,52 @@ def _status(record: TrialRecord, epochs: int, max_epochs: int) -> str:
     return "completed" if epochs >= max_epochs else "stopped early"
 
 
+def _cell(value: Any) -> Any:
+    """A table cell as shown: numbers to 4 significant digits, missing values as "-"."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value
+
+
 def format_table(table: pd.DataFrame, with_checkpoint: bool = False) -> str:
-    """The ranked table as aligned text (checkpoint paths left out unless asked)."""
+    """The ranked table as aligned text (checkpoint paths left out unless asked); missing
+    values (a failed trial's scores, a baseline's hyperparameters) show as "-"."""
     shown = table if with_checkpoint else table.drop(columns=["checkpoint"], errors="ignore")
-    return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    return shown.map(_cell).to_string(index=False)
+
+
+BASELINE_STATUS = "baseline"  # the status of a baseline's row in a ranked table
+
+
+def with_baselines(table: pd.DataFrame, record: dict[str, Any] | None, sort: str | None = None) -> pd.DataFrame:
+    """The ranked table with a row for each baseline of `record` (see `read_baselines`), put
+    among the trials by its validation score: a baseline row has no rank, its baseline's name
+    as trial, its validation metrics, and status "baseline".
+
+    sort: the column the table is sorted by (default the one it was ranked by); a baseline
+    has no value in a column that is not a validation metric, and such rows go last.
+    """
+    if not record or table.empty:
+        return table
+    column = sort or ranked_column(table)
+    if "rank" in table.columns:
+        table = table.astype({"rank": object})
+    rows = []
+    for name, entry in record["baselines"].items():
+        scores = {f"val_{k}": (float("nan") if v is None else float(v)) for k, v in entry["val"].items()}
+        row: dict[str, Any] = {"rank": None, "trial": name, "status": BASELINE_STATUS}
+        for c in table.columns:
+            metric = c.removeprefix("best_")
+            if metric in scores:
+                row[c] = scores[metric]
+        rows.append(row)
+    combined = pd.concat([table, pd.DataFrame(rows, columns=table.columns)], ignore_index=True)
+    if column not in combined.columns:
+        return combined
+    return combined.sort_values(column, ascending=column.endswith("val_mse"), na_position="last", kind="stable",
+                                ignore_index=True)
 
 
 def write_search_info(experiment_dir: str | os.PathLike, info: dict[str, Any]) -> str:
@@ -312,16 +385,18 @@ def read_trial(trial_dir: str | os.PathLike) -> TrialRecord:
 @dataclass
 class Experiment:
     """What a search's directory holds: its trials, the searched keys (dotted), the epoch
-    budget, and the search's SEARCH_FILE record ({} when it has none)."""
+    budget, the search's SEARCH_FILE record ({} when it has none), and the metric it ranked
+    its trials by (DEFAULT_METRIC for a search from before `--metric`)."""
 
     records: list[TrialRecord]
     keys: list[str]
     max_epochs: int
     info: dict[str, Any]
+    metric: str = DEFAULT_METRIC
 
     def table(self) -> pd.DataFrame:
         """The ranked table (see `rank_trials`)."""
-        return rank_trials(self.records, self.keys, self.max_epochs)
+        return rank_trials(self.records, self.keys, self.max_epochs, self.metric)
 
 
 def read_experiment(experiment_dir: str | os.PathLike) -> Experiment:
@@ -351,6 +426,9 @@ def read_experiment(experiment_dir: str | os.PathLike) -> Experiment:
                 or not isinstance(info.get("max_epochs"), int):
             raise DataError(f"{info_path}: expected a search record with 'sampled_keys' and 'max_epochs'")
         keys, max_epochs = info["sampled_keys"], info["max_epochs"]
+        metric = info.get("metric", DEFAULT_METRIC)
+        if metric not in METRICS:
+            raise DataError(f"{info_path}: metric {metric!r} is not one of {', '.join(METRICS)}; the record is damaged")
         if info.get("space_yaml"):  # as the trials used them: lists decoded, inactive keys blank
             from raydream.errors import ConfigError
             from raydream.spaces import parse_space
@@ -362,10 +440,10 @@ def read_experiment(experiment_dir: str | os.PathLike) -> Experiment:
             for record in records:
                 record.config = space.resolve(record.config)
     else:
-        info = {}
+        info, metric = {}, DEFAULT_METRIC
         keys = _varying_keys([r.config for r in records])
         max_epochs = max(int(_lookup(r.config, "train.max_epochs") or 0) for r in records)
-    return Experiment(records, keys, max_epochs, info)
+    return Experiment(records, keys, max_epochs, info, metric)
 
 
 def experiment_table(experiment_dir: str | os.PathLike) -> pd.DataFrame:
@@ -419,10 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", help="experiment directory or URI (STORAGE_PATH/NAME)")
     p.add_argument("--top", type=int, default=None, help="show the best K trials only")
     p.add_argument("--columns", default=None, help="comma-separated columns to show (default: all but checkpoint)")
-    p.add_argument("--sort", default="best_val_r2", help="column to sort by, best first (default best_val_r2; "
-                   "val_mse sorts lowest first)")
-    p.add_argument("--csv", default=None, help="also write the table (all columns) as CSV here")
-    p.add_argument("--markdown", default=None, help="also write the shown table as Markdown here")
+    p.add_argument("--sort", default=None, help="column to sort by, best first (default: the metric the search "
+                   "ranked by, best_val_r2 unless it was given --metric; MSE columns sort lowest first)")
+    p.add_argument("--csv", default=None, help="also write the table of trials (all columns) as CSV here")
+    p.add_argument("--markdown", default=None,
+                   help="also write the shown table, with the baselines' rows, as Markdown here")
     return p
 
 
@@ -435,9 +514,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = experiment_table(local)
     if table.empty:
         raise DataError(f"{args.experiment}: no trials yet")
-    if args.sort not in table.columns:
-        raise DataError(f"--sort: no column {args.sort!r}; columns: {', '.join(table.columns)}")
-    table = table.sort_values(args.sort, ascending=args.sort == "val_mse", na_position="last", kind="stable")
+    sort = args.sort or ranked_column(table)
+    if sort not in table.columns:
+        raise DataError(f"--sort: no column {sort!r}; columns: {', '.join(table.columns)}")
+    table = table.sort_values(sort, ascending=sort.endswith("val_mse"), na_position="last", kind="stable")
     if args.top is not None:
         table = table.head(max(args.top, 0))
     if args.csv:
@@ -449,8 +529,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing:
             raise DataError(f"--columns: no column {missing[0]!r}; columns: {', '.join(table.columns)}")
         shown = table[wanted]
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     baselines = read_baselines(local)
+    shown = with_baselines(shown, baselines, sort)
+    print(format_table(shown, with_checkpoint=True))
     if baselines:
         print("\n" + format_baselines(baselines))
     if args.markdown:

@@ -3,8 +3,9 @@
 Each Tune trial is a small driver function that builds a `TorchTrainer` (Ray Train V2) for
 its sampled configuration; the trainer's workers read the prepared Parquet shards through
 Ray Data and report per-epoch validation metrics back to Tune, where ASHA stops the weak
-trials early. At the end a table of trials ranked by best validation R^2 is printed and
-written as CSV in the experiment directory. What the search is (`raydream.plan.Search`) is
+trials early. At the end a table of trials ranked by their best validation R^2 (or the
+`--metric` given) is printed and written as CSV in the experiment directory, with the
+baselines fitted on the same splits. What the search is (`raydream.plan.Search`) is
 recorded in the experiment directory before it starts, and `--resume` reads it back to
 continue an interrupted search with `Tuner.restore`.
 
@@ -61,8 +62,9 @@ from raydream.plan import (
     space_changes,
     worker_gpus,
 )
-from raydream.results import (BASELINES_FILE, RANKED_CSV, experiment_table, format_baselines, format_table,
-                              local_experiment, trial_states)
+from raydream.results import (BASELINES_FILE, DEFAULT_METRIC, METRIC_LABELS, METRICS, RANKED_CSV, best_column,
+                              better, experiment_table, format_table, local_experiment,
+                              trial_states, with_baselines)
 from raydream.spaces import SearchSpace, load_space
 from raydream.train.config import DEFAULT_STALL_TIMEOUT_S, PRECISIONS, TrainConfig
 from raydream.watch import SearchStallWatch
@@ -109,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", default="resnet", help="search space name (search_spaces/NAME.yaml) or YAML path (default resnet)")
     p.add_argument("--data", default=None, help="DREAM text file, or prepared dataset dir or URI (s3://...) "
                    "(default: embedded 6,370-row DREAM sample)")
+    p.add_argument("--metric", choices=tuple(METRICS), default=DEFAULT_METRIC,
+                   help="validation metric that ASHA stops trials by, the searcher learns from, checkpoints are "
+                        "kept by and the table is ranked by (default val_r2; val_mse: lower is better)")
     p.add_argument("--search-alg", choices=SEARCH_ALGS, default="random",
                    help="random sampling, or Optuna's TPE (model-based), default random")
     p.add_argument("--num-samples", type=int, default=None, help="trials to sample (default 8; 2 with --smoke)")
@@ -137,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=float, default=None,
                    help="stop the search after this many seconds; finished trials are kept (default: none)")
     p.add_argument("--keep-checkpoints", type=int, default=1,
-                   help="checkpoints kept per trial: the best N by val R^2, plus the latest (default 1)")
+                   help="checkpoints kept per trial: the best N by --metric, plus the latest (default 1)")
     p.add_argument("--max-failures", type=int, default=1,
                    help="retry a failed trial up to N times, from its last checkpoint (default 1)")
     p.add_argument("--stall-timeout", type=float, default=None,
@@ -298,6 +303,7 @@ def _new_search(args: argparse.Namespace) -> Search:
         max_concurrent=args.max_concurrent, time_budget=args.time_budget,
         keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, train_overrides=overrides,
         stall_timeout=args.stall_timeout or DEFAULT_STALL_TIMEOUT_S, torch_backend=args.torch_backend,
+        metric=args.metric,
     )
 
 
@@ -441,7 +447,8 @@ def _print_header(search: Search, plan: ResourcePlan, resume: bool) -> None:
     print(f"raydream: {verb} {search.experiment_dir}")
     print(f"raydream: space {space.path} ({space.model}), data {search.data}")
     print(f"raydream: {search.num_samples} trial(s) by {search.search_alg} search, up to {search.max_epochs} "
-          f"epoch(s), ASHA grace {search.grace_period}, reduction {search.reduction_factor}; "
+          f"epoch(s), ASHA grace {search.grace_period}, reduction {search.reduction_factor}"
+          + ("" if search.metric == DEFAULT_METRIC else f", by {search.metric} ({search.mode})") + "; "
           f"{plan.describe(train_run=space.model != 'random_forest')}"
           + (f"; torch.distributed backend {search.torch_backend}" if search.torch_backend else ""))
     for note in asha_notes(search.num_samples, search.max_epochs, search.grace_period, search.reduction_factor):
@@ -466,8 +473,8 @@ def _new_tuner(search: Search, trainable_with_resources, plan: ResourcePlan, ver
             search_alg=_searcher(search, plan.max_concurrent, verbose),
             scheduler=ASHAScheduler(
                 time_attr="epoch",  # our own epoch counter: a resumed trial keeps its rungs
-                metric="val_r2",
-                mode="max",
+                metric=search.metric,
+                mode=search.mode,
                 max_t=search.max_epochs,
                 grace_period=search.grace_period,
                 reduction_factor=search.reduction_factor,
@@ -484,7 +491,8 @@ def _new_tuner(search: Search, trainable_with_resources, plan: ResourcePlan, ver
             callbacks=[watch.callback] if watch else None,
             # Trials that report to Tune directly (random forest) keep their best checkpoints.
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=search.keep_checkpoints, checkpoint_score_attribute="val_r2", checkpoint_score_order="max"
+                num_to_keep=search.keep_checkpoints, checkpoint_score_attribute=search.metric,
+                checkpoint_score_order=search.mode,
             ),
         ),
     )
@@ -505,12 +513,13 @@ def _searcher(search: Search, max_concurrent: int, verbose: int):
         from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
-        return ConcurrencyLimiter(OptunaSearch(metric="val_r2", mode="max", seed=search.seed), max_concurrent)
+        return ConcurrencyLimiter(OptunaSearch(metric=search.metric, mode=search.mode, seed=search.seed), max_concurrent)
     return BasicVariantGenerator(random_state=search.seed, max_concurrent=max_concurrent)
 
 
 def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
-    """Write and print the ranked table; score the best checkpoint on the test split.
+    """Write and print the ranked table, with the baselines fitted on the search's splits;
+    score the best checkpoints on the test split next to the baselines.
 
     An experiment in an object store is first mirrored here (the trials' files and kept
     checkpoints), and the table is uploaded next to it. stalled: why the search was stopped
@@ -521,11 +530,20 @@ def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
     local = local_experiment(experiment)
     table = experiment_table(local)
     csv_path = storage.write_text(storage.join(experiment, RANKED_CSV), table.to_csv(index=False))
-    print("\nTrials ranked by best validation R^2:")
-    print(format_table(table))
-    print(f"\nranked table: {csv_path}")
+    label = METRIC_LABELS[search.metric]
     unfinished = [s for s, _ in trial_states(local).values() if s in ("PENDING", "RUNNING", "PAUSED")]
     out_of_time = search.time_budget is not None and elapsed >= search.time_budget
+    best = table.iloc[0] if len(table) else None
+    scored = best is not None and math.isfinite(best[best_column(search.metric)])
+    baselines = None
+    if scored and not stalled and (out_of_time or not unfinished):
+        from raydream.train.baselines import fit_baselines
+
+        baselines = fit_baselines(search.data)
+        storage.write_text(storage.join(experiment, BASELINES_FILE), json.dumps(baselines, indent=1) + "\n")
+    print(f"\nTrials ranked by best validation {label}" + (", with the baselines" if baselines else "") + ":")
+    print(format_table(with_baselines(table, baselines)))
+    print(f"\nranked table: {csv_path}")
     if stalled:
         print(f"raydream: {stalled}; stopped the search with {len(unfinished)} trial(s) unfinished; once the "
               f"cluster has room, continue it with:\n  python -m raydream.tune --resume {experiment}")
@@ -534,40 +552,45 @@ def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
         print(f"raydream: search interrupted with {len(unfinished)} trial(s) unfinished; continue it with:\n"
               f"  python -m raydream.tune --resume {experiment}")
         return INTERRUPTED
-    best = table.iloc[0] if len(table) else None
-    if best is None or not math.isfinite(best["best_val_r2"]):
+    if not scored:
         raise RayDreamError(f"no trial reported a validation score; see {experiment}")
-    print(f"best trial: {best['trial']} (val R^2 {best['best_val_r2']:.4f} at epoch {best['best_epoch']})")
+    print(f"best trial: {best['trial']} (val {label} {best[best_column(search.metric)]:.4f} at epoch "
+          f"{best['best_epoch']})")
     print(f"best checkpoint: {best['checkpoint']}")
     test, ensemble = _test_scores(table["checkpoint"].head(ENSEMBLE_SIZE).tolist(), search.data)
-    if test:
-        print("best checkpoint on the held-out test split: "
-              + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
-    if ensemble:
-        print(f"mean of the top {ENSEMBLE_SIZE} checkpoints on the held-out test split: "
-              + ", ".join(f"{k} {v:.4f}" for k, v in ensemble.items()))
-    _compare_with_baselines(search, best, test, ensemble)
+    _summary(search.metric, best, test, ensemble, baselines)
     return 0
 
 
-def _compare_with_baselines(search: Search, best, test: dict[str, float] | None,
-                            ensemble: dict[str, float] | None = None) -> None:
-    """Fit the baselines on the search's splits, record them in the experiment, and say how
-    the best trial (and the mean of the top checkpoints) compares with the k-mer ridge."""
-    from raydream.train.baselines import fit_baselines
-
-    record = fit_baselines(search.data)
-    storage.write_text(storage.join(search.experiment_dir, BASELINES_FILE), json.dumps(record, indent=1) + "\n")
-    print("\n" + format_baselines(record))
-    ridge = record["baselines"]["k-mer ridge"]
-    split, ours, theirs = "validation", best["best_val_r2"], ridge["val"]["r2"]
-    if test and ridge["test"]:
-        split, ours, theirs = "test", test["r2"], ridge["test"]["r2"]
-    verdict = "beats" if ours > theirs else "does not beat"
-    print(f"the best trial {verdict} the k-mer ridge on the {split} split: R^2 {ours:.4f} against {theirs:.4f}")
-    if ensemble and split == "test":
-        verdict = "beats" if ensemble["r2"] > theirs else "does not beat"
-        print(f"the mean of the top {ENSEMBLE_SIZE} checkpoints {verdict} it: R^2 {ensemble['r2']:.4f}")
+def _summary(metric: str, best, test: dict[str, float] | None, ensemble: dict[str, float] | None,
+             baselines: dict[str, Any]) -> None:
+    """The search's models and the baselines side by side (on the test split when there is
+    one, else on the validation split), and whether the search beat the k-mer ridge by
+    `metric`."""
+    key = metric.removeprefix("val_")
+    ridge = baselines["baselines"]["k-mer ridge"]
+    on_test = bool(test and ridge["test"])
+    split = "held-out test" if on_test else "validation"
+    ours = test if on_test else {m.removeprefix("val_"): float(best[best_column(m) if m == metric else m])
+                                 for m in METRICS}
+    rows = [("best trial", ours)]
+    if ensemble and on_test:
+        rows.append((f"mean of the top {ENSEMBLE_SIZE} checkpoints", ensemble))
+    rows += [(name, entry["test" if on_test else "val"]) for name, entry in baselines["baselines"].items()]
+    width = max(len(name) for name, _ in rows)
+    rows_scored = baselines["test_rows" if on_test else "val_rows"]
+    print(f"\nOn the {split} split (the baselines fit on the first {baselines['fit_rows']:,} training rows and "
+          f"scored on the first {rows_scored:,} of the split; the k-mer ridge with k = "
+          f"{min(ridge['ks'])}-{max(ridge['ks'])} and alpha {ridge['alpha']:g}):")
+    for name, scores in rows:
+        print(f"  {name:<{width}}  " + ", ".join(
+            f"{METRIC_LABELS['val_' + k]} " + ("-" if scores.get(k) is None else f"{scores[k]:.4f}")
+            for k in ("r2", "pearson", "spearman", "mse")))
+    theirs = ridge["test" if on_test else "val"][key]
+    for name, scores in rows[:2 if ensemble and on_test else 1]:
+        verdict = "beats" if better(metric, scores[key], theirs) else "does not beat"
+        print(f"the {name} {verdict} the k-mer ridge by {METRIC_LABELS[metric]}: {scores[key]:.4f} against "
+              f"{theirs:.4f}")
 
 
 if __name__ == "__main__":

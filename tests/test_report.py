@@ -19,6 +19,16 @@ def test_search_progress_orders_trials_by_when_they_finished_and_keeps_the_best_
     assert progress["trial"].tolist() == ["b", "c", "a"]
     assert progress["cumulative_epochs"].tolist() == [1, 3, 7]
     assert progress["best_so_far"].tolist() == [0.3, 0.3, 0.5]
+    by_mse = search_progress(table.rename(columns={"best_val_r2": "best_val_mse"}), history, "val_mse")
+    assert by_mse["best_so_far"].tolist() == [0.3, 0.1, 0.1]  # lower is better
+
+
+def test_a_search_ranked_by_mse_plots_its_mse(tmp_path):
+    write_search_info(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 2, "metric": "val_mse"})
+    for i in range(2):
+        fake_trial(tmp_path, f"run_{i}", {"train": {"lr": 10.0 ** -(i + 2)}}, [0.1, 0.2 + i])
+    assert main([str(tmp_path), "--out", str(tmp_path / "plots")]) == 0
+    assert all(_is_png(tmp_path / "plots" / f"{n}.png") for n in ["learning_curves", "best_so_far", "hyperparameters"])
 
 
 def _is_png(path) -> bool:

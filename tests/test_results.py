@@ -42,6 +42,42 @@ def test_colliding_short_names_keep_their_section():
     assert {"model_config.seed", "train.seed"} <= set(table.columns)
 
 
+def test_a_metric_picks_each_trials_best_epoch_and_its_direction_ranks_the_trials():
+    a = history([0.1, 0.3], "/a").assign(val_mse=[2.0, 1.0], val_pearson=[0.7, 0.5])
+    b = history([0.2, 0.25], "/b").assign(val_mse=[1.5, 1.8], val_pearson=[0.6, 0.65])
+    records = [TrialRecord("a", {}, a), TrialRecord("b", {}, b)]
+    by_mse = rank_trials(records, [], max_epochs=2, metric="val_mse")
+    assert list(by_mse["trial"]) == ["a", "b"] and list(by_mse["best_val_mse"]) == [1.0, 1.5]
+    assert list(by_mse["best_epoch"]) == [2, 1] and list(by_mse["val_r2"]) == [0.3, 0.2]
+    assert list(by_mse.columns[:5]) == ["rank", "trial", "best_val_mse", "best_epoch", "val_r2"]
+    assert "val_mse" not in by_mse.columns and "best_val_r2" not in by_mse.columns
+    by_pearson = rank_trials(records, [], max_epochs=2, metric="val_pearson")
+    assert list(by_pearson["trial"]) == ["a", "b"] and list(by_pearson["best_epoch"]) == [1, 2]
+    assert list(by_pearson["checkpoint"]) == ["/a/e1", "/b/e2"]
+
+
+def test_baselines_are_rows_of_the_ranked_table_placed_by_their_validation_score():
+    from raydream.results import with_baselines
+
+    records = [TrialRecord(t, {"train": {"lr": lr}}, history([r2], f"/{t}")) for t, lr, r2 in
+               [("a", 0.1, 0.4), ("b", 0.2, 0.1), ("c", 0.3, float("nan"))]]
+    table = rank_trials(records, ["train.lr"], max_epochs=1)
+    record = {"fit_rows": 10, "val_rows": 5, "test_rows": 5, "baselines": {
+        "training mean": {"val": {"r2": -0.01, "pearson": None, "spearman": None, "mse": 5.0}, "test": None},
+        "k-mer ridge": {"val": {"r2": 0.3, "pearson": 0.55, "spearman": 0.5, "mse": 2.0}, "test": None,
+                        "alpha": 10.0, "ks": [1, 2]}}}
+    shown = with_baselines(table, record)
+    assert list(shown["trial"]) == ["a", "k-mer ridge", "b", "training mean", "c"]
+    assert list(shown["status"])[1] == "baseline" and list(shown["rank"]) == [1, None, 2, None, 3]
+    lines = format_table(shown).splitlines()
+    assert lines[2].split() == ["-", "k-mer", "ridge", "-", "0.3", "-", "0.55", "0.5", "2", "-", "baseline"]
+    assert lines[4].split()[:7] == ["-", "training", "mean", "-", "-0.01", "-", "-"]
+    assert with_baselines(table, None) is table
+    # sorted by another column, the rows keep that order and the baselines go where their value does
+    by_mse = with_baselines(table.sort_values("val_mse"), record, sort="val_mse")
+    assert list(by_mse["trial"])[-2:] == ["training mean", "c"]
+
+
 def fake_trial(root, name, config, r2s, checkpoint_epochs=(), tune_checkpoints=(), error=None):
     """A trial directory as Tune leaves it. checkpoint_epochs: checkpoints found only by their
     meta.json (older experiments); tune_checkpoints: epochs whose checkpoint Tune names in
@@ -135,6 +171,28 @@ def test_results_cli_top_columns_sort_and_exports(tmp_path, capsys):
     assert "--sort: no column 'nope'" in capsys.readouterr().err
     assert run_cli(main, [str(tmp_path / "missing")]) == 2
     assert "not a raydream experiment directory" in capsys.readouterr().err
+
+
+def test_results_cli_ranks_by_the_searchs_metric_and_shows_its_baselines(tmp_path, capsys):
+    import json
+
+    from raydream.errors import run_cli
+    from raydream.results import BASELINES_FILE, main, write_search_info
+
+    write_search_info(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 2, "metric": "val_mse"})
+    for i, mse in enumerate([[3.0, 2.5], [1.0, 4.0]]):
+        fake_trial(tmp_path, f"run_{i}", {"train": {"lr": 0.1 * (i + 1)}}, [0.1, 0.2])
+        frame = pd.read_csv(tmp_path / f"run_{i}" / "progress.csv").assign(val_mse=mse)
+        frame.to_csv(tmp_path / f"run_{i}" / "progress.csv", index=False)
+    (tmp_path / BASELINES_FILE).write_text(json.dumps({"fit_rows": 9, "val_rows": 3, "test_rows": 0, "baselines": {
+        "k-mer ridge": {"val": {"r2": 0.2, "pearson": 0.5, "spearman": 0.5, "mse": 2.0}, "test": None,
+                        "alpha": 1.0, "ks": [1]}}}))
+    assert main([str(tmp_path), "--columns", "trial,best_val_mse,status"]) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:4]]
+    assert rows == ["1", "k-mer", "0"]  # trial ids; MSE 1.0, the ridge's 2.0, then 2.5
+    write_search_info(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 2, "metric": "r2"})
+    assert run_cli(main, [str(tmp_path)]) == 2
+    assert "metric 'r2' is not one of val_r2, val_pearson, val_spearman, val_mse" in capsys.readouterr().err
 
 
 def test_tune_state_marks_interrupted_and_retried_trials_and_the_recorded_space_resolves_configs(tmp_path):

@@ -113,14 +113,20 @@ def test_search_record_round_trips_and_names_what_changed_in_a_space(tmp_path):
     space = load_space("cls_cnn")
     search = Search(space=space, data="/data", experiment_dir=str(tmp_path / "exp"), num_samples=4, max_epochs=3,
                     grace_period=1, reduction_factor=3, search_alg="optuna", max_concurrent=2, time_budget=60.0,
-                    train_overrides={"max_epochs": 3, "seed": 5}, torch_backend="gloo")
+                    train_overrides={"max_epochs": 3, "seed": 5}, torch_backend="gloo", metric="val_spearman")
     search.write()
     back = Search.read(tmp_path / "exp")
-    assert back == search
+    assert back == search and back.mode == "max"
     record = tmp_path / "exp" / "raydream_search.json"
-    record.write_text(record.read_text().replace('"gloo"', '"mpi"'))
+    text = record.read_text()
+    record.write_text(text.replace('"gloo"', '"mpi"'))
     with pytest.raises(ConfigError, match="torch_backend must be one of nccl, gloo or null, got 'mpi'; the record is"):
         Search.read(tmp_path / "exp")
+    record.write_text(text.replace('"val_spearman"', '"spearman"'))
+    with pytest.raises(ConfigError, match="metric must be one of val_r2, val_pearson, val_spearman, val_mse, got "):
+        Search.read(tmp_path / "exp")
+    record.write_text(text.replace('"metric": "val_spearman",', ""))  # a record from before --metric
+    assert Search.read(tmp_path / "exp").metric == "val_r2"
     other = load_space("cnn")
     changes = space_changes(space, other)
     assert changes[0] == "model: cls_cnn -> baseline_cnn" and any(c.startswith("train.loss: choice") for c in changes)
@@ -216,7 +222,7 @@ model_config:
 
 @pytest.mark.ray
 @pytest.mark.timeout(120)
-def test_asha_as_raydream_sets_it_up_stops_a_trial_that_falls_behind_at_a_rung(tmp_path):
+def test_asha_as_raydream_sets_it_up_stops_a_trial_that_falls_behind_at_a_rung_by_the_searchs_metric(tmp_path):
     import ray
     from ray import tune
 
@@ -228,12 +234,12 @@ def test_asha_as_raydream_sets_it_up_stops_a_trial_that_falls_behind_at_a_rung(t
     space.write_text("model: resnet\ntrain:\n  lr: {choice: [0.3, 0.002]}\n")
     search = Search(space=load_space(str(space)), data=str(tmp_path), experiment_dir=str(tmp_path / "asha"),
                     num_samples=2, max_epochs=4, grace_period=1, reduction_factor=2, seed=1,
-                    train_overrides={"max_epochs": 4})
+                    train_overrides={"max_epochs": 4}, metric="val_mse")
     search.write()
 
-    def trial(config):  # scores lr x epoch: the 0.002 trial falls behind at once
+    def trial(config):  # MSE 1 / (lr x epoch), lower is better: the 0.002 trial falls behind at once
         for epoch in range(1, 5):
-            tune.report({"epoch": epoch, "val_r2": config["train"]["lr"] * epoch})
+            tune.report({"epoch": epoch, "val_mse": 1 / (config["train"]["lr"] * epoch), "val_r2": -epoch})
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     try:
@@ -251,29 +257,38 @@ def test_asha_as_raydream_sets_it_up_stops_a_trial_that_falls_behind_at_a_rung(t
 def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_from_files(tmp_path):
     # A random-forest trial is one process, which Tune reuses for the next trial (networks and
     # LightGBM run as Train runs in tests/test_multinode.py). 200 trials take well over 12 s.
+    # Ranked by MSE, lower is better: ASHA, the kept checkpoints, the table and the summary.
     done = run_tune("--space", "random_forest", "--smoke", "--num-samples", "200", "--time-budget", "12",
-                    "--max-concurrent", "1", "--storage-path", str(tmp_path / "results"), "--name", "budget",
-                    timeout=190)
-    assert "up to 1 trial(s) at a time" in done.stdout
+                    "--max-concurrent", "1", "--metric", "val_mse", "--storage-path", str(tmp_path / "results"),
+                    "--name", "budget", timeout=190)
+    assert "up to 1 trial(s) at a time" in done.stdout and ", by val_mse (min);" in done.stdout
     table = pd.read_csv(tmp_path / "results" / "budget" / "ranked_trials.csv")
     assert 1 <= len(table) < 200
     assert (table["status"] == "completed").any()
     assert Path(table.loc[0, "checkpoint"]).is_dir()
-    assert "best checkpoint on the held-out test split" in done.stdout
-    # The baselines on the same splits, and how the best trial compares on the test split.
-    assert "k-mer ridge (k = 1-6, alpha " in done.stdout
-    assert re.search(r"the best trial (beats|does not beat) the k-mer ridge on the test split: R\^2 -?[0-9.]+ against "
-                     r"0\.[0-9]+", done.stdout)
+    scores = table["best_val_mse"].dropna().tolist()
+    assert scores == sorted(scores)
+    # The baselines are rows of the printed table, and the summary compares on the test split.
+    assert "Trials ranked by best validation MSE, with the baselines:" in done.stdout
+    assert re.search(r"\n +- +k-mer ridge .* baseline\n", done.stdout)
     assert (tmp_path / "results" / "budget" / "baselines.json").is_file()
-    assert len(table) >= 3 and "mean of the top 3 checkpoints on the held-out test split: r2 " in done.stdout
-    assert re.search(r"the mean of the top 3 checkpoints (beats|does not beat) it: R\^2 -?[0-9.]+", done.stdout)
+    assert "On the held-out test split (the baselines fit on the first 5,102 training rows" in done.stdout
+    number = r"-?[0-9.]+"
+    assert re.search(rf"\n  best trial +R\^2 {number}, Pearson r {number}, Spearman rho {number}, MSE {number}\n",
+                     done.stdout)
+    assert re.search(r"\n  training mean +R\^2 -?0\.0[0-9]+, Pearson r -, Spearman rho -, MSE ", done.stdout)
+    assert re.search(rf"the best trial (beats|does not beat) the k-mer ridge by MSE: {number} against {number}",
+                     done.stdout)
+    assert len(table) >= 3 and "\n  mean of the top 3 checkpoints  R^2 " in done.stdout
+    assert re.search(rf"the mean of the top 3 checkpoints (beats|does not beat) the k-mer ridge by MSE: {number}",
+                     done.stdout)
     # The table is rebuilt from the experiment's files, without Ray, the same way.
     from raydream.results import experiment_table
 
     rebuilt = experiment_table(tmp_path / "results" / "budget")
     assert rebuilt[["trial", "status", "checkpoint"]].values.tolist() == table[["trial", "status", "checkpoint"]].values.tolist()
     # (a trial the budget cut before its first report has no score: NaN in both)
-    assert rebuilt["best_val_r2"].tolist() == pytest.approx(table["best_val_r2"].tolist(), nan_ok=True)
+    assert rebuilt["best_val_mse"].tolist() == pytest.approx(table["best_val_mse"].tolist(), nan_ok=True)
 
 
 def _wait_for(predicate, proc: subprocess.Popen, log: Path, timeout: float) -> None:

@@ -20,7 +20,7 @@ class BaselineCNNConfig:
     conv2_kernel: int = 5
     hidden: int = 64  # width of the fully connected layer before the output
     dropout: float = 0.2
-    initial_prediction: float = 11.0  # output bias at init; ~ median DREAM expression
+    initial_prediction: float = 11.0  # output at init (a search: the training mean)
 
     def __post_init__(self) -> None:
         require_odd(self, "conv1_kernel", "conv2_kernel")

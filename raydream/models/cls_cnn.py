@@ -25,7 +25,7 @@ class ClsCNNConfig:
     num_conv: int = 2  # convolution layers, each followed by ReLU and max-pool /2
     num_bins: int = 19  # logits for integer bins 0..num_bins-1 (report: 19)
     dropout: float = 0.2
-    initial_prediction: float = 11.0  # expected bin at init; ~ median DREAM expression
+    initial_prediction: float = 11.0  # expected bin at init (a search: the training mean)
 
     def __post_init__(self) -> None:
         require_odd(self, "kernel_size")

@@ -32,7 +32,7 @@ class LegNetConfig:
     group_width: int = 16  # channels per group of the grouped convolution
     se_reduction: int = 4  # squeeze-and-excitation bottleneck factor
     num_bins: int = 18  # logits over bins 0..17
-    initial_prediction: float = 11.0  # expected bin at init; ~ median DREAM expression
+    initial_prediction: float = 11.0  # expected bin at init (a search: the training mean)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "block_channels", tuple(self.block_channels))

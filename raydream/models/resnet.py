@@ -27,7 +27,7 @@ class ResNetConfig:
     num_blocks: int = 3  # residual blocks; each halves the length
     hidden: int = 64  # width of the head's hidden layer
     dropout: float = 0.1  # dropout before the output layer
-    initial_prediction: float = 11.0  # output at init; ~ median DREAM expression
+    initial_prediction: float = 11.0  # output at init (a search: the training mean)
 
     def __post_init__(self) -> None:
         require_odd(self, "kernel_size", "stem_kernel")

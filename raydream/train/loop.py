@@ -261,6 +261,23 @@ def training_labels(setup: TrialSetup, tcfg: TrainConfig) -> np.ndarray:
     return read_table(setup, "train", columns=("expression",), limit=tcfg.train_rows).column("expression").to_numpy()
 
 
+def starting_output(name: str, labels: np.ndarray) -> dict[str, float]:
+    """{"initial_prediction": mean of `labels`} for a network whose config has that field,
+    else {}: the network's untrained output (a regression value, or a bin model's expected
+    bin) then starts at the training mean, so that its first epochs' R^2 measures what it
+    learned rather than how far a fixed starting offset was from this dataset's scale. A
+    mean <= 0 (not an expression level; ResNet's softplus output cannot start there) leaves
+    the model's default."""
+    from dataclasses import fields
+
+    from raydream.models.registry import model_config_class
+
+    if len(labels) == 0 or "initial_prediction" not in {f.name for f in fields(model_config_class(name))}:
+        return {}
+    mean = float(np.mean(labels))
+    return {"initial_prediction": mean} if math.isfinite(mean) and mean > 0 else {}
+
+
 def density_weights(labels: np.ndarray, tcfg: TrainConfig) -> DensityWeights | None:
     """The training split's inverse-density weights, when `tcfg.density_weights` asks for them."""
     if not tcfg.density_weights:
@@ -341,16 +358,21 @@ def trainer_arguments(
 def build_trainer(
     loop_config: dict, setup: TrialSetup, storage_path: str, callbacks: list, run_name: str = "train"
 ) -> "ray.train.torch.TorchTrainer":
-    """A TorchTrainer for one trial, reading the prepared dataset's train and val shards."""
+    """A TorchTrainer for one trial, reading the prepared dataset's train and val shards.
+
+    A network's untrained output is the mean of the rows it trains on (`starting_output`),
+    unless the space sets `model_config.initial_prediction`.
+    """
     tcfg = from_dict(TrainConfig, loop_config["train"], "train")
     labels = training_labels(setup, tcfg)
     steps_per_epoch = math.ceil(len(labels) / setup.num_workers / tcfg.batch_size)
     weights = density_weights(labels, tcfg)
     backend = {"torch_config": ray.train.torch.TorchConfig(backend=setup.torch_backend)} if setup.torch_backend else {}
+    model_values = {**starting_output(loop_config["model"], labels), **loop_config["model_config"]}
     return ray.train.torch.TorchTrainer(
         train_loop_per_worker,
         **backend,
-        train_loop_config={**loop_config, "torch_threads": setup.cpus_per_worker, "steps_per_epoch": steps_per_epoch,
-                           "weights": weights},
+        train_loop_config={**loop_config, "model_config": model_values, "torch_threads": setup.cpus_per_worker,
+                           "steps_per_epoch": steps_per_epoch, "weights": weights},
         **trainer_arguments(setup, tcfg, storage_path, callbacks, setup.gpus_per_worker, run_name),
     )
