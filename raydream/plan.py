@@ -17,7 +17,7 @@ from typing import Any
 from raydream import storage
 from raydream.errors import ConfigError
 from raydream.results import DEFAULT_METRIC, METRICS, SEARCH_FILE, write_search_info
-from raydream.spaces import SECTIONS, Distribution, SearchSpace, parse_space
+from raydream.spaces import FAMILY, SECTIONS, Distribution, FamilySpace, SearchSpace, parse_space
 from raydream.train.config import DATA_CPUS_PER_WORKER, DEFAULT_STALL_TIMEOUT_S
 
 DRIVER_RESOURCE = "TRIAL_DRIVER"
@@ -45,9 +45,11 @@ class Search:
         for Ray's choice.
     metric: the validation metric (`raydream.results.METRICS`) that ASHA stops trials by,
         the searcher learns from, Tune keeps checkpoints by and the table is ranked by.
+    repeats: seeds each of the top configurations is trained again with once the search
+        has finished (0: none).
     """
 
-    space: SearchSpace
+    space: SearchSpace | FamilySpace
     data: str
     experiment_dir: str
     num_samples: int
@@ -67,6 +69,7 @@ class Search:
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
     torch_backend: str | None = None
     metric: str = DEFAULT_METRIC
+    repeats: int = 0
 
     @property
     def mode(self) -> str:
@@ -124,7 +127,8 @@ class Search:
 def _record_problem(search: "Search") -> str | None:
     """What is wrong with the types and ranges of a read search record, or None."""
     ints = {"num_samples": 1, "max_epochs": 1, "grace_period": 1, "reduction_factor": 2, "seed": 0,
-            "num_workers": 1, "cpus_per_worker": 1, "keep_checkpoints": 1, "max_failures": 0}
+            "num_workers": 1, "cpus_per_worker": 1, "keep_checkpoints": 1, "max_failures": 0,
+            "repeats": 0}
     for name, low in ints.items():
         value = getattr(search, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -152,14 +156,24 @@ def _record_problem(search: "Search") -> str | None:
     return None
 
 
-def space_changes(old: SearchSpace, new: SearchSpace) -> list[str]:
-    """Human-readable differences between two spaces ("train.lr: ... -> ..."), model first."""
-    changes = [f"model: {old.model} -> {new.model}"] if old.model != new.model else []
+def space_changes(old: SearchSpace | FamilySpace, new: SearchSpace | FamilySpace, prefix: str = "") -> list[str]:
+    """Human-readable differences between two spaces ("train.lr: ... -> ..."), model first;
+    those of a family named "families.NAME.train.lr"."""
+    if isinstance(old, FamilySpace) or isinstance(new, FamilySpace):
+        before = old.families if isinstance(old, FamilySpace) else {}
+        after = new.families if isinstance(new, FamilySpace) else {}
+        if not before or not after:
+            return [f"families: {list(before) or 'none'} -> {list(after) or 'none'}"]
+        if list(before) != list(after):
+            return [f"families: {list(before)} -> {list(after)}"]
+        return [c for name in before for c in space_changes(before[name], after[name], f"families.{name}.")]
+    changes = [f"{prefix}model: {old.model} -> {new.model}"] if old.model != new.model else []
     for section in SECTIONS:
         before, after = getattr(old, section), getattr(new, section)
         for key in sorted(set(before) | set(after)):
             if before.get(key, "unset") != after.get(key, "unset"):
-                changes.append(f"{section}.{key}: {_show(before.get(key, 'unset'))} -> {_show(after.get(key, 'unset'))}")
+                changes.append(f"{prefix}{section}.{key}: {_show(before.get(key, 'unset'))} -> "
+                               f"{_show(after.get(key, 'unset'))}")
     return changes
 
 
@@ -306,14 +320,16 @@ def worker_gpus(requested: float | None, network: bool, cluster: dict[str, float
     return float(requested)
 
 
-def check_precision(space: SearchSpace, train_overrides: dict[str, Any], gpus_per_worker: float) -> None:
+def check_precision(space: SearchSpace | FamilySpace, train_overrides: dict[str, Any], gpus_per_worker: float) -> None:
     """Refuse fp16 training without GPUs before any trial starts (bf16 also runs on CPUs).
 
     Raises:
         ConfigError: fp16 is set, or sampled, for trials that get no GPU.
     """
-    precision = train_overrides.get("precision", space.train.get("precision", "fp32"))
-    values = precision.args if isinstance(precision, Distribution) and precision.kind == "choice" else [precision]
+    values = []
+    for part in space.parts:
+        precision = train_overrides.get("precision", part.train.get("precision", "fp32"))
+        values += precision.args if isinstance(precision, Distribution) and precision.kind == "choice" else [precision]
     if "fp16" in values and not gpus_per_worker:
         raise ConfigError("precision fp16 needs GPUs (its loss scaling is CUDA's) but the trials get none; use bf16, "
                           "or --gpus-per-worker on a cluster with GPUs")
@@ -355,8 +371,14 @@ def to_tune_domain(value: Any) -> Any:
     return tune.quniform(a[0], a[1], a[2])
 
 
-def build_param_space(space: SearchSpace, train_overrides: dict[str, Any]) -> dict[str, Any]:
-    """Tune's param_space: {"model", "model_config", "train"} with Tune domains inside."""
+def build_param_space(space: SearchSpace | FamilySpace, train_overrides: dict[str, Any]) -> dict[str, Any]:
+    """Tune's param_space: {"model", "model_config", "train"} with Tune domains inside; for a
+    space of families, {FAMILY: a choice of their names, NAME: that family's param_space, ...}."""
+    if isinstance(space, FamilySpace):
+        from ray import tune
+
+        return {FAMILY: tune.choice(list(space.families)),
+                **{name: build_param_space(sub, train_overrides) for name, sub in space.families.items()}}
     train = {**space.train, **train_overrides}
     return {
         "model": space.model,

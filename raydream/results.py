@@ -29,6 +29,12 @@ METRIC_LABELS = {"val_r2": "R^2", "val_pearson": "Pearson r", "val_spearman": "S
 RANKED_CSV = "ranked_trials.csv"
 SEARCH_FILE = "raydream_search.json"  # what the search was: space, searched keys, max_epochs
 BASELINES_FILE = "baselines.json"  # the baselines fitted on the search's splits (raydream.train.baselines)
+# `--repeats`: the top configurations trained again with other seeds, as a Tune experiment of
+# their own inside the search's directory; REPEAT_OF in each run's config names the trial it
+# repeats, and REPEATS_CSV is their summary (mean and sd per configuration).
+REPEATS_DIR = "repeats"
+REPEAT_OF = "repeat_of"
+REPEATS_CSV = "repeats.csv"
 
 
 @dataclass
@@ -46,6 +52,7 @@ class TrialRecord:
     error: str | None = None
     state: str | None = None  # Tune's status in the experiment state, when there is one
     failures: int = 0  # times the trial failed and was retried
+    path: str | None = None  # the trial's directory
 
 
 def _lookup(config: dict, dotted: str) -> Any:
@@ -379,7 +386,7 @@ def read_trial(trial_dir: str | os.PathLike) -> TrialRecord:
     trial_id = trial_dir.name
     if history is not None and "trial_id" in history.columns:
         trial_id = str(history["trial_id"].iloc[-1])
-    return TrialRecord(trial_id, config, history, error)
+    return TrialRecord(trial_id, config, history, error, path=str(trial_dir))
 
 
 @dataclass
@@ -451,6 +458,79 @@ def experiment_table(experiment_dir: str | os.PathLike) -> pd.DataFrame:
     return read_experiment(experiment_dir).table()
 
 
+def repeat_runs(experiment_dir: str | os.PathLike, metric: str = DEFAULT_METRIC) -> pd.DataFrame | None:
+    """The runs of a search's `--repeats` (see REPEATS_DIR), one row each as `rank_trials`
+    gives them, with a REPEAT_OF column; None when the search has none."""
+    directory = Path(experiment_dir) / REPEATS_DIR
+    if not directory.is_dir() or not any((p / "params.json").is_file() for p in directory.iterdir()):
+        return None
+    found = read_experiment(directory)
+    return rank_trials(found.records, [REPEAT_OF], found.max_epochs, metric)
+
+
+def summarize_repeats(runs: pd.DataFrame, table: pd.DataFrame, metric: str,
+                      test_scores: dict[str, float] | None = None) -> pd.DataFrame:
+    """Mean and sd (n - 1) over the seeds of each repeated configuration, in the order of the
+    search's ranked `table`.
+
+    runs: `repeat_runs`; test_scores: the test score by `metric` of each run's best
+    checkpoint (by run trial id), where it was scored. Columns: trial (the search's trial),
+    search_best_<metric> (its score in the search), seeds (runs with a score),
+    mean_<metric>, sd_<metric>, and with test scores mean_test_<m>, sd_test_<m>.
+    """
+    column, key = best_column(metric), metric.removeprefix("val_")
+    rows = []
+    for trial in table["trial"]:
+        mine = runs[runs[REPEAT_OF] == trial]
+        if mine.empty:
+            continue
+        scores = mine[column].dropna()
+        row = {"trial": trial, f"search_{column}": float(table.loc[table["trial"] == trial, column].iloc[0]),
+               "seeds": len(scores), f"mean_{metric}": scores.mean(), f"sd_{metric}": scores.std(ddof=1)}
+        if test_scores is not None:
+            tested = pd.Series([test_scores[t] for t in mine["trial"] if t in test_scores], dtype=float)
+            row.update({f"mean_test_{key}": tested.mean(), f"sd_test_{key}": tested.std(ddof=1)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_repeats(summary: pd.DataFrame, metric: str) -> str:
+    """The repeats' summary as aligned text, each score as mean +- sd."""
+    key, label = metric.removeprefix("val_"), METRIC_LABELS[metric]
+    shown = pd.DataFrame({"trial": summary["trial"],
+                          f"search's val {label}": summary[f"search_{best_column(metric)}"].map(_cell),
+                          "seeds": summary["seeds"],
+                          f"val {label}": [_mean_sd(m, s) for m, s in zip(summary[f"mean_{metric}"],
+                                                                           summary[f"sd_{metric}"])]})
+    if f"mean_test_{key}" in summary.columns:
+        shown[f"test {label}"] = [_mean_sd(m, s) for m, s in zip(summary[f"mean_test_{key}"],
+                                                                  summary[f"sd_test_{key}"])]
+    return shown.to_string(index=False)
+
+
+def read_repeats_csv(path: Path, metric: str) -> pd.DataFrame:
+    """The REPEATS_CSV a search with `--repeats` wrote (see `summarize_repeats`).
+
+    Raises:
+        DataError: it is damaged, or lacks the columns of `metric`.
+    """
+    try:
+        summary = pd.read_csv(path, dtype={"trial": str})
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DataError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    needed = ["trial", f"search_{best_column(metric)}", "seeds", f"mean_{metric}", f"sd_{metric}"]
+    missing = [c for c in needed if c not in summary.columns]
+    if missing:
+        raise DataError(f"{path}: no column {missing[0]!r}; the experiment's files are damaged")
+    return summary
+
+
+def _mean_sd(mean: float, sd: float) -> str:
+    if pd.isna(mean):
+        return "-"
+    return f"{mean:.4f} +- {sd:.4f}" if not pd.isna(sd) else f"{mean:.4f} (one seed)"
+
+
 def _varying_keys(configs: list[dict]) -> list[str]:
     """Dotted model_config/train keys whose values differ between the configs."""
     keys: list[str] = []
@@ -511,7 +591,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag, out in (("--csv", args.csv), ("--markdown", args.markdown)):
         if out:
             refuse_experiment_file(out, local, flag)
-    table = experiment_table(local)
+    found = read_experiment(local)
+    table = found.table()
     if table.empty:
         raise DataError(f"{args.experiment}: no trials yet")
     sort = args.sort or ranked_column(table)
@@ -534,6 +615,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(shown, with_checkpoint=True))
     if baselines:
         print("\n" + format_baselines(baselines))
+    if (local / REPEATS_CSV).is_file():
+        print("\nThe top configurations trained again with other seeds (mean +- sd over the seeds):")
+        print(format_repeats(read_repeats_csv(local / REPEATS_CSV, found.metric), found.metric))
     if args.markdown:
         write_text_atomic(args.markdown, markdown_table(shown))
     return 0

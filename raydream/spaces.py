@@ -50,6 +50,9 @@ from raydream.train.config import TREE_TRAIN_FIELDS, TrainConfig, build_model_co
 DISTRIBUTIONS = {"choice": None, "uniform": 2, "loguniform": 2, "randint": 2, "quniform": 3}
 TOP_LEVEL_KEYS = ("description", "model", "model_config", "train")
 SECTIONS = ("model_config", "train")
+FAMILIES = "families"  # the top-level key of a space of several families (`FamilySpace`)
+FAMILY = "family"  # the key of a trial's config that names its family
+RESERVED_FAMILY_NAMES = (FAMILY, "model", "model_config", "train", "repeat_of")
 # Keys the command line owns: searching them would make ASHA's budget or the data differ
 # between trials.
 NOT_SEARCHABLE = ("max_epochs", "train_rows", "val_rows")
@@ -111,6 +114,16 @@ class SearchSpace:
         cls = model_config_class(self.model) if section == "model_config" else TrainConfig
         return getattr(cls, key)
 
+    @property
+    def parts(self) -> list["SearchSpace"]:
+        """The single-family spaces this one is made of: itself."""
+        return [self]
+
+    @property
+    def has_network(self) -> bool:
+        """Whether its trials train PyTorch networks (else tree models)."""
+        return model_kind(self.model) != TREE
+
     def resolve(self, config: dict[str, Any]) -> dict[str, Any]:
         """A config sampled by Tune as a trial uses it: JSON-encoded choices decoded, and
         conditional keys whose condition does not hold removed (left at their defaults)."""
@@ -140,6 +153,68 @@ class SearchSpace:
             if key in field_names(cls):
                 return min(_values_of(self.model_config, key, getattr(cls, key)))
         return None
+
+
+@dataclass(frozen=True)
+class FamilySpace:
+    """A space of several model families, searched in one ASHA run on one epoch scale::
+
+        description: ResNet against LegNet against LightGBM
+        families:
+          resnet:                      # a name of your choosing: the table's `family` column
+            model: resnet
+            model_config: {channels: {choice: [32, 64]}}
+            train: {lr: {loguniform: [3.0e-4, 3.0e-3]}}
+          lightgbm:
+            model: lightgbm
+            model_config: {num_leaves: {choice: [15, 63]}}
+
+    Each family is a single-family space (validated as one, its errors naming
+    `families.NAME.`), and every trial draws a family (uniformly), then that family's keys. The
+    families share train.max_epochs. A random forest cannot be one of them: it is not a Ray
+    Train run.
+    """
+
+    path: Path
+    families: dict[str, SearchSpace]
+    description: str = ""
+    text: str = ""
+
+    @property
+    def model(self) -> str:
+        """The families' models, for messages ("resnet | legnet")."""
+        return " | ".join(dict.fromkeys(sub.model for sub in self.families.values()))
+
+    @property
+    def parts(self) -> list[SearchSpace]:
+        return list(self.families.values())
+
+    @property
+    def has_network(self) -> bool:
+        return any(sub.has_network for sub in self.parts)
+
+    @property
+    def train(self) -> dict[str, Any]:
+        """The train settings every family has, with one value (max_epochs, seed, ...)."""
+        first, *rest = self.parts
+        return {k: v for k, v in first.train.items() if all(k in r.train and r.train[k] == v for r in rest)}
+
+    def sampled_keys(self) -> list[str]:
+        """FAMILY, then the dotted searched keys of every family (a key shared by several,
+        such as train.lr, once)."""
+        return [FAMILY, *dict.fromkeys(k for sub in self.parts for k in sub.sampled_keys())]
+
+    def resolve(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A trial's config as it trains: its family's model, model_config and train (see
+        `SearchSpace.resolve`), beside FAMILY and any other top-level key but the families'."""
+        family = config[FAMILY]
+        others = {k: v for k, v in config.items() if k not in self.families}
+        return {**others, **self.families[family].resolve(config[family])}
+
+    def fewest_rounds(self) -> int | None:
+        """The fewest boosting rounds (or trees) a tree family's trial can be given, or None."""
+        rounds = [r for r in (sub.fewest_rounds() for sub in self.parts) if r is not None]
+        return min(rounds) if rounds else None
 
 
 def spaces_dirs() -> list[Path]:
@@ -258,7 +333,7 @@ def _values_of(section: dict[str, Any], key: str, default: Any) -> list[Any]:
     return value.candidates() if isinstance(value, Distribution) else [value]
 
 
-def load_space(name_or_path: str) -> SearchSpace:
+def load_space(name_or_path: str) -> "SearchSpace | FamilySpace":
     """Load and validate a search space (see the module docstring for the schema).
 
     Raises:
@@ -323,43 +398,53 @@ class _SpaceLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def parse_space(text: str, path: str | os.PathLike) -> SearchSpace:
-    """Validate a space's YAML text; `path` names it in errors (see `load_space`)."""
+def parse_space(text: str, path: str | os.PathLike) -> "SearchSpace | FamilySpace":
+    """Validate a space's YAML text; `path` names it in errors (see `load_space`). A file
+    with `families:` is a `FamilySpace`."""
     path = Path(path)
     try:
         raw = yaml.load(text, Loader=_SpaceLoader)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: {_yaml_problem(err)}") from None
+    if isinstance(raw, dict) and FAMILIES in raw:
+        return _parse_families(raw, path, text)
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)}")
+        raise ConfigError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)} (or description and "
+                          f"{FAMILIES})")
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
-            raise ConfigError(f"{path}: unknown top-level key {key!r}; expected one of: {', '.join(TOP_LEVEL_KEYS)}")
+            raise ConfigError(f"{path}: unknown top-level key {key!r}; expected one of: {', '.join(TOP_LEVEL_KEYS)} "
+                              f"(or description and {FAMILIES})")
+    return _parse_single(raw, path, text, f"{path}: ")
+
+
+def _parse_single(raw: dict, path: Path, text: str, prefix: str) -> SearchSpace:
+    """One family's space; `prefix` starts every error ("FILE: ", or "FILE: families.NAME.")."""
     model = raw.get("model")
     if model not in list_models():
-        raise ConfigError(f"{path}: model: expected one of {', '.join(list_models())}, got {model!r}")
+        raise ConfigError(f"{prefix}model: expected one of {', '.join(list_models())}, got {model!r}")
     model_fields = field_names(model_config_class(model))
     tree = model_kind(model) == TREE
     if tree:
         for key in raw.get("train") or {}:
             if key in field_names(TrainConfig) and key not in TREE_TRAIN_FIELDS:
                 raise ConfigError(
-                    f"{path}: train.{key} does not apply to the tree model {model!r}; its settings are in "
+                    f"{prefix}train.{key} does not apply to the tree model {model!r}; its settings are in "
                     f"model_config ({', '.join(model_fields)})"
                 )
     train_fields = list(TREE_TRAIN_FIELDS) if tree else field_names(TrainConfig)
-    model_section = _parse_section(raw.get("model_config"), model_fields, f"{path}: model_config", "model_config")
-    train_section = _parse_section(raw.get("train"), train_fields, f"{path}: train", "train")
+    model_section = _parse_section(raw.get("model_config"), model_fields, f"{prefix}model_config", "model_config")
+    train_section = _parse_section(raw.get("train"), train_fields, f"{prefix}train", "train")
     for key in NOT_SEARCHABLE:
         if isinstance(train_section.get(key), Distribution):
-            raise ConfigError(f"{path}: train.{key} cannot be searched; set it on the command line")
+            raise ConfigError(f"{prefix}train.{key} cannot be searched; set it on the command line")
     if "in_channels" in model_section:
-        raise ConfigError(f"{path}: model_config.in_channels is derived from train.input_flags; do not set it")
-    _check_values(train_section, lambda v, w: from_dict(TrainConfig, v, w), f"{path}: train")
-    _check_values(model_section, lambda v, w: model_config(model, v, w), f"{path}: model_config")
+        raise ConfigError(f"{prefix}model_config.in_channels is derived from train.input_flags; do not set it")
+    _check_values(train_section, lambda v, w: from_dict(TrainConfig, v, w), f"{prefix}train")
+    _check_values(model_section, lambda v, w: model_config(model, v, w), f"{prefix}model_config")
     for loss in _values_of(train_section, "loss", TrainConfig.loss):
         for flags in _values_of(train_section, "input_flags", TrainConfig.input_flags):
-            build_model_config(model, {}, TrainConfig(loss=loss, input_flags=flags), f"{path}: train.loss")
+            build_model_config(model, {}, TrainConfig(loss=loss, input_flags=flags), f"{prefix}train.loss")
     space = SearchSpace(
         path=path,
         model=model,
@@ -368,11 +453,43 @@ def parse_space(text: str, path: str | os.PathLike) -> SearchSpace:
         description=str(raw.get("description", "")),
         text=text,
     )
-    _check_conditions(space)
+    _check_conditions(space, prefix)
     return space
 
 
-def _check_conditions(space: SearchSpace) -> None:
+def _parse_families(raw: dict, path: Path, text: str) -> FamilySpace:
+    """A space of several families (see `FamilySpace`)."""
+    for key in raw:
+        if key not in ("description", FAMILIES):
+            raise ConfigError(f"{path}: unknown top-level key {key!r} beside {FAMILIES}; each family's model, "
+                              f"model_config and train go under {FAMILIES}.NAME")
+    families = raw[FAMILIES]
+    if not isinstance(families, dict) or len(families) < 2:
+        raise ConfigError(f"{path}: {FAMILIES}: expected a mapping of two or more names to spaces "
+                          f"(model, model_config, train), got {families!r}")
+    parsed: dict[str, SearchSpace] = {}
+    for name, family in families.items():
+        prefix = f"{path}: {FAMILIES}.{name}."
+        if not isinstance(name, str) or not name.isidentifier() or name in RESERVED_FAMILY_NAMES:
+            raise ConfigError(f"{path}: {FAMILIES}: {name!r} cannot name a family; use a plain name (letters, digits, "
+                              f"_) other than {', '.join(RESERVED_FAMILY_NAMES)}")
+        if not isinstance(family, dict):
+            raise ConfigError(f"{prefix[:-1]}: expected a mapping with keys model, model_config, train")
+        for key in family:
+            if key not in TOP_LEVEL_KEYS:
+                raise ConfigError(f"{prefix}{key}: unknown key; expected one of: {', '.join(TOP_LEVEL_KEYS)}")
+        parsed[name] = _parse_single(family, path, text, prefix)
+        if parsed[name].model == "random_forest":
+            raise ConfigError(f"{prefix}model: random_forest grows each forest in one process that holds its CPUs, "
+                              f"not in a Ray Train run; search it on its own")
+    epochs = {name: sub.train.get("max_epochs", TrainConfig.max_epochs) for name, sub in parsed.items()}
+    if len(set(epochs.values())) > 1:
+        raise ConfigError(f"{path}: the families' train.max_epochs differ ({', '.join(f'{n} {e}' for n, e in epochs.items())}); "
+                          f"ASHA compares them on one epoch scale, so give them one (or use --max-epochs)")
+    return FamilySpace(path=path, families=parsed, description=str(raw.get("description", "")), text=text)
+
+
+def _check_conditions(space: SearchSpace, prefix: str) -> None:
     """Each `when` tests a key that exists, is a choice or a constant, is not conditional
     itself, and can take the values it asks for."""
     for section in SECTIONS:
@@ -380,7 +497,7 @@ def _check_conditions(space: SearchSpace) -> None:
             if not isinstance(value, Distribution):
                 continue
             for dotted, allowed in value.when:
-                where = f"{space.path}: {section}.{key}.when.{dotted.split('.', 1)[1]}"
+                where = f"{prefix}{section}.{key}.when.{dotted.split('.', 1)[1]}"
                 target_section, target = dotted.split(".", 1)
                 fields = field_names(model_config_class(space.model) if target_section == "model_config" else TrainConfig)
                 if target not in fields or dotted == f"{section}.{key}":

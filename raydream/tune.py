@@ -45,7 +45,6 @@ import numpy as np
 from raydream import storage
 from raydream.errors import INTERRUPTED, ArgumentParser, ConfigError, RayDreamError, run_cli
 from raydream.files import check_writable_location
-from raydream.models import TORCH, model_kind
 from raydream.plan import (
     DRIVER_RESOURCE,
     DRIVER_SHARE,
@@ -62,10 +61,11 @@ from raydream.plan import (
     space_changes,
     worker_gpus,
 )
-from raydream.results import (BASELINES_FILE, DEFAULT_METRIC, METRIC_LABELS, METRICS, RANKED_CSV, best_column,
-                              better, experiment_table, format_table, local_experiment,
+from raydream.results import (BASELINES_FILE, DEFAULT_METRIC, METRIC_LABELS, METRICS, RANKED_CSV, REPEAT_OF,
+                              REPEATS_CSV, REPEATS_DIR, best_column, better, experiment_table, format_repeats,
+                              format_table, local_experiment, read_experiment, repeat_runs, summarize_repeats,
                               trial_states, with_baselines)
-from raydream.spaces import SearchSpace, load_space
+from raydream.spaces import FAMILY, FamilySpace, SearchSpace, load_space
 from raydream.train.config import DEFAULT_STALL_TIMEOUT_S, PRECISIONS, TrainConfig
 from raydream.watch import SearchStallWatch
 
@@ -85,7 +85,7 @@ def run_forest(config: dict, setup, space: SearchSpace) -> None:
     run_forest_trial(space.resolve(config), setup)
 
 
-def trainable(space: SearchSpace, setup, plan: ResourcePlan):
+def trainable(space: SearchSpace | FamilySpace, setup, plan: ResourcePlan):
     """The Tune trainable of a space with its resources.
 
     Ray Train runs (networks, LightGBM): `TrainRunTrial`, a driver on a sliver of TRIAL_DRIVER
@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "s3://bucket/ray_results (default ./ray_results)")
     p.add_argument("--name", default=None, help="experiment name (default SPACE-TIMESTAMP)")
     p.add_argument("--seed", type=int, default=0, help="seeds the search and every trial (default 0)")
+    p.add_argument("--repeats", type=int, default=0,
+                   help=f"once the search has finished, train each of its top {ENSEMBLE_SIZE} configurations again "
+                        f"with N other seeds, for all its epochs, and report each one's mean +- sd (default 0)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny run: 2 trials, 2 epochs, ASHA grace 1, 1,024 training rows (explicit flags win)")
     p.add_argument("--resume", metavar="EXPERIMENT_DIR", default=None,
@@ -172,25 +175,36 @@ def _given_flags(argv: Sequence[str] | None) -> set[str]:
     return set(vars(parser.parse_args(argv)))
 
 
-def _test_scores(checkpoints: Sequence[str | None], data_dir: str) -> tuple[dict | None, dict | None]:
-    """Scores on the held-out test split, in this process (no Ray): of the first checkpoint
-    (the best), and of the mean prediction of all of them when there are ENSEMBLE_SIZE on
-    disk. None for what cannot be scored (no test split, no checkpoint). Each checkpoint
-    predicts once."""
+def _test_predictions(checkpoints: Sequence[str | None], data_dir: str) -> tuple[np.ndarray, list] | None:
+    """The test split's labels and each checkpoint's predictions of it, in this process (no
+    Ray); None in place of a checkpoint that is not on disk, and None for a dataset without a
+    test split to score."""
     from raydream.checkpoint import predict_from_checkpoint
     from raydream.data.prepare import read_split
+
+    table = read_split(data_dir, "test")
+    if table.num_rows < 2:
+        return None
+    sequences = table.column("sequence").to_numpy(zero_copy_only=False)
+    preds = [predict_from_checkpoint(c, sequences) if isinstance(c, str) and Path(c).is_dir() else None
+             for c in checkpoints]
+    return table.column("expression").to_numpy(), preds
+
+
+def _test_scores(checkpoints: Sequence[str | None], data_dir: str) -> tuple[dict | None, dict | None]:
+    """Scores on the held-out test split: of the first checkpoint (the best), and of the mean
+    prediction of all of them when there are ENSEMBLE_SIZE on disk. None for what cannot be
+    scored (no test split, no checkpoint). Each checkpoint predicts once."""
     from raydream.metrics import regression_metrics
 
     on_disk = [isinstance(c, str) and Path(c).is_dir() for c in checkpoints]
     if not on_disk or not on_disk[0]:
         return None, None
-    table = read_split(data_dir, "test")
-    if table.num_rows < 2:
-        return None, None
-    sequences = table.column("sequence").to_numpy(zero_copy_only=False)
-    labels = table.column("expression").to_numpy()
     members = checkpoints if len(checkpoints) == ENSEMBLE_SIZE and all(on_disk) else checkpoints[:1]
-    preds = [predict_from_checkpoint(c, sequences) for c in members]
+    predicted = _test_predictions(members, data_dir)
+    if predicted is None:
+        return None, None
+    labels, preds = predicted
     ensemble = regression_metrics(labels, np.mean(preds, axis=0)) if len(preds) > 1 else None
     return regression_metrics(labels, preds[0]), ensemble
 
@@ -256,12 +270,14 @@ def _new_search(args: argparse.Namespace) -> Search:
         raise ConfigError(f"--time-budget must be a number of seconds > 0, got {args.time_budget:g}")
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    if args.repeats < 0:
+        raise ConfigError(f"--repeats must be >= 0, got {args.repeats}")
     check_trial_shape(args.num_workers, args.cpus_per_worker, args.gpus_per_worker or 0.0, args.torch_backend)
     fewest = space.fewest_rounds()
     if fewest is not None and fewest < max_epochs:
         raise ConfigError(f"{space.path}: {space.model} trials may get only {fewest} rounds, fewer than the "
                           f"{max_epochs} epochs they are cut into; raise the rounds or lower --max-epochs")
-    network = model_kind(space.model) == TORCH
+    network = space.has_network
     if not network and (args.precision or args.gpus_per_worker or args.torch_backend):
         raise ConfigError(f"{space.model} trains on CPUs in fp64/fp32; --precision, --gpus-per-worker and "
                           f"--torch-backend are for networks")
@@ -303,7 +319,7 @@ def _new_search(args: argparse.Namespace) -> Search:
         max_concurrent=args.max_concurrent, time_budget=args.time_budget,
         keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, train_overrides=overrides,
         stall_timeout=args.stall_timeout or DEFAULT_STALL_TIMEOUT_S, torch_backend=args.torch_backend,
-        metric=args.metric,
+        metric=args.metric, repeats=args.repeats,
     )
 
 
@@ -353,7 +369,7 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
     from raydream.train.loop import TrialSetup
 
     space, experiment = search.space, search.experiment_dir
-    network = model_kind(space.model) == TORCH
+    network = space.has_network
     logs = {"log_to_driver": args.verbose >= 2, "logging_level": logging.INFO if args.verbose else logging.WARNING,
             "runtime_env": {"env_vars": _train_env(search.stall_timeout)}}
     if args.address:
@@ -392,6 +408,9 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
             search.write()
             tuner = _new_tuner(search, trainable(space, setup, plan), plan, args.verbose, watch)
         tuner.fit()
+        if search.repeats and not watch.reason and _search_finished(search, time.monotonic() - started):
+            watch = SearchStallWatch(search.stall_timeout, plan)
+            _run_repeats(search, setup, plan, args.verbose, watch)
     finally:
         ray.shutdown()
     return _finish(search, time.monotonic() - started, watch.reason)
@@ -409,11 +428,11 @@ def _train_env(stall_timeout: float) -> dict[str, str]:
             os.environ.get("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", f"{stall_timeout:g}")}
 
 
-def _check_local_fit(space: SearchSpace, num_workers: int, cpus_per_worker: int, gpus_per_worker: float | None,
+def _check_local_fit(space: SearchSpace | FamilySpace, num_workers: int, cpus_per_worker: int, gpus_per_worker: float | None,
                      args: argparse.Namespace, torch_backend: str | None = None) -> None:
     """Refuse a trial shape that a Ray instance started on this machine could never run."""
     machine = local_resources(args.num_cpus)
-    gpus = worker_gpus(gpus_per_worker, model_kind(space.model) == TORCH, machine)
+    gpus = worker_gpus(gpus_per_worker, space.has_network, machine)
     check_torch_backend(torch_backend, gpus)
     plan_resources(machine, num_workers, cpus_per_worker, gpus, train_run=space.model != "random_forest",
                    torch_backend=torch_backend)
@@ -480,22 +499,88 @@ def _new_tuner(search: Search, trainable_with_resources, plan: ResourcePlan, ver
                 reduction_factor=search.reduction_factor,
             ),
         ),
-        run_config=tune.RunConfig(
-            name=storage.name(search.experiment_dir),
-            storage_path=storage.parent(search.experiment_dir),  # a directory, or a URI (s3://...)
-            verbose=2 if verbose else 1,
-            log_to_file=True,  # each trial driver's stdout/stderr go to files in its directory,
-            sync_config=tune.SyncConfig(sync_artifacts=True),  # copied there from Ray's working dir
-            failure_config=tune.FailureConfig(max_failures=search.max_failures),
-            stop=watch.stopper if watch else None,
-            callbacks=[watch.callback] if watch else None,
-            # Trials that report to Tune directly (random forest) keep their best checkpoints.
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=search.keep_checkpoints, checkpoint_score_attribute=search.metric,
-                checkpoint_score_order=search.mode,
-            ),
+        run_config=_run_config(search, storage.name(search.experiment_dir), storage.parent(search.experiment_dir),
+                               verbose, watch),
+    )
+
+
+def _run_config(search: Search, name: str, storage_path: str, verbose: int, watch: "SearchStallWatch | None"):
+    """The RunConfig of a search's Tune experiment STORAGE_PATH/NAME (a directory, or a URI
+    such as s3://...)."""
+    from ray import tune
+
+    return tune.RunConfig(
+        name=name,
+        storage_path=storage_path,
+        verbose=2 if verbose else 1,
+        log_to_file=True,  # each trial driver's stdout/stderr go to files in its directory,
+        sync_config=tune.SyncConfig(sync_artifacts=True),  # copied there from Ray's working dir
+        failure_config=tune.FailureConfig(max_failures=search.max_failures),
+        stop=watch.stopper if watch else None,
+        callbacks=[watch.callback] if watch else None,
+        # Trials that report to Tune directly (random forest) keep their best checkpoints.
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=search.keep_checkpoints, checkpoint_score_attribute=search.metric,
+            checkpoint_score_order=search.mode,
         ),
     )
+
+
+def _search_finished(search: Search, elapsed: float) -> bool:
+    """Whether every trial of the search has ended, or its time budget has."""
+    if search.time_budget is not None and elapsed >= search.time_budget:
+        return True
+    return not _unfinished(local_experiment(search.experiment_dir))
+
+
+def _unfinished(experiment: Path) -> list[str]:
+    """The trials of an experiment that an interruption left pending, running or paused."""
+    return [s for s, _ in trial_states(experiment).values() if s in ("PENDING", "RUNNING", "PAUSED")]
+
+
+def repeat_points(search: Search) -> list[dict[str, Any]]:
+    """The configs of the `--repeats` runs: each of the search's top ENSEMBLE_SIZE trials with
+    a score, as Tune sampled it (its params.json), with train.seed moved on by 1..repeats and
+    REPEAT_OF naming the trial."""
+    found = read_experiment(local_experiment(search.experiment_dir))
+    table = found.table()
+    top = table[table[best_column(search.metric)].notna()].head(ENSEMBLE_SIZE)["trial"].tolist()
+    paths = {r.trial_id: r.path for r in found.records}
+    points = []
+    for trial in top:
+        sampled = json.loads((Path(paths[trial]) / "params.json").read_text())
+        family = sampled.get(FAMILY)  # a space of families: the trial's own keys are under its family's name
+        own = sampled[family] if family else sampled
+        for offset in range(1, search.repeats + 1):
+            seeded = {**own, "train": {**own["train"], "seed": int(own["train"].get("seed", search.seed)) + offset}}
+            points.append({**sampled, **({family: seeded} if family else seeded), REPEAT_OF: trial})
+    return points
+
+
+def _run_repeats(search: Search, setup, plan: ResourcePlan, verbose: int, watch: SearchStallWatch) -> None:
+    """Train the search's top configurations again with other seeds (`repeat_points`), each for
+    all its epochs (no early stopping), as a Tune experiment of its own in REPEATS_DIR; one
+    that was interrupted goes on where it stopped."""
+    from ray import tune
+    from ray.tune.search import BasicVariantGenerator
+
+    directory = storage.join(search.experiment_dir, REPEATS_DIR)
+    runs = trainable(search.space, dataclasses.replace(setup, experiment_dir=directory), plan)
+    if tune.Tuner.can_restore(directory):
+        tuner = tune.Tuner.restore(directory, runs, resume_unfinished=True)
+    else:
+        points = repeat_points(search)
+        print(f"raydream: training the top {len(points) // search.repeats} configuration(s) again with "
+              f"{search.repeats} other seed(s) each: {directory}")
+        tuner = tune.Tuner(
+            runs,
+            param_space={**build_param_space(search.space, search.train_overrides), REPEAT_OF: None},
+            tune_config=tune.TuneConfig(
+                num_samples=len(points), reuse_actors=True,
+                search_alg=BasicVariantGenerator(points_to_evaluate=points, max_concurrent=plan.max_concurrent)),
+            run_config=_run_config(search, REPEATS_DIR, search.experiment_dir, verbose, watch),
+        )
+    tuner.fit()
 
 
 def _searcher(search: Search, max_concurrent: int, verbose: int):
@@ -531,7 +616,7 @@ def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
     table = experiment_table(local)
     csv_path = storage.write_text(storage.join(experiment, RANKED_CSV), table.to_csv(index=False))
     label = METRIC_LABELS[search.metric]
-    unfinished = [s for s, _ in trial_states(local).values() if s in ("PENDING", "RUNNING", "PAUSED")]
+    unfinished = _unfinished(local)
     out_of_time = search.time_budget is not None and elapsed >= search.time_budget
     best = table.iloc[0] if len(table) else None
     scored = best is not None and math.isfinite(best[best_column(search.metric)])
@@ -559,7 +644,48 @@ def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
     print(f"best checkpoint: {best['checkpoint']}")
     test, ensemble = _test_scores(table["checkpoint"].head(ENSEMBLE_SIZE).tolist(), search.data)
     _summary(search.metric, best, test, ensemble, baselines)
+    if search.repeats:
+        return _finish_repeats(search, local, table, test is not None)
     return 0
+
+
+def _finish_repeats(search: Search, local: Path, table, scored_test: bool) -> int:
+    """Print and write the summary of the `--repeats` runs (REPEATS_CSV); say how to go on
+    with them when they were interrupted."""
+    runs = repeat_runs(local, search.metric)
+    if runs is None:
+        print(f"raydream: no --repeats run has started; continue with:\n  python -m raydream.tune --resume "
+              f"{search.experiment_dir}")
+        return INTERRUPTED
+    test_scores = None
+    if scored_test:
+        key = search.metric.removeprefix("val_")
+        test_scores = {trial: scores[key] for trial, scores in
+                       _each_test_score(runs["trial"].tolist(), runs["checkpoint"].tolist(), search.data).items()}
+    summary = summarize_repeats(runs, table, search.metric, test_scores)
+    path = storage.write_text(storage.join(search.experiment_dir, REPEATS_CSV), summary.to_csv(index=False))
+    epochs = search.max_epochs
+    print(f"\nThe top configurations trained again with {search.repeats} other seed(s) each, all {epochs} epochs "
+          f"(mean +- sd over the seeds; the search's own run, picked for its score, is not in them):")
+    print(format_repeats(summary, search.metric))
+    print(f"repeats: {path}")
+    unfinished = _unfinished(local / REPEATS_DIR)
+    if unfinished:
+        print(f"raydream: the repeats were interrupted with {len(unfinished)} run(s) unfinished; continue them "
+              f"with:\n  python -m raydream.tune --resume {search.experiment_dir}")
+        return INTERRUPTED
+    return 0
+
+
+def _each_test_score(trials: Sequence[str], checkpoints: Sequence[str | None], data_dir: str) -> dict[str, dict]:
+    """Each trial's checkpoint scored on the test split (trials without one left out)."""
+    from raydream.metrics import regression_metrics
+
+    predicted = _test_predictions(checkpoints, data_dir)
+    if predicted is None:
+        return {}
+    labels, preds = predicted
+    return {trial: regression_metrics(labels, p) for trial, p in zip(trials, preds) if p is not None}
 
 
 def _summary(metric: str, best, test: dict[str, float] | None, ensemble: dict[str, float] | None,

@@ -14,7 +14,7 @@ def write(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-SHIPPED = ["cnn", "cls_cnn", "resnet", "legnet", "lightgbm", "random_forest"]
+SHIPPED = ["cnn", "cls_cnn", "resnet", "legnet", "lightgbm", "random_forest", "families"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -97,6 +97,56 @@ def test_choices_among_lists_travel_as_json_and_come_back_as_lists():
     used = space.resolve({"model": "legnet", "model_config": {"block_channels": "[64, 32]", "stem_channels": 32},
                           "train": {}})
     assert used["model_config"] == {"block_channels": [64, 32], "stem_channels": 32}
+
+
+def test_a_space_of_families_draws_a_family_then_its_keys_and_resolves_to_that_family():
+    from raydream.plan import build_param_space, space_changes
+    from raydream.spaces import FamilySpace, parse_space
+
+    space = load_space("families")
+    assert isinstance(space, FamilySpace) and list(space.families) == ["resnet", "legnet", "lightgbm"]
+    for name in space.families:  # each family is its shipped space
+        assert space.families[name].model_config == load_space(name).model_config
+        assert space.families[name].train == load_space(name).train
+    keys = space.sampled_keys()
+    assert keys[0] == "family" and keys.count("model_config.kernel_size") == 1  # resnet's and legnet's, one column
+    assert space.train == {"max_epochs": 8} and space.has_network and space.fewest_rounds() == 400
+    tune_space = build_param_space(space, {"max_epochs": 3, "seed": 1})
+    assert tune_space["family"].categories == ["resnet", "legnet", "lightgbm"]
+    assert tune_space["lightgbm"]["train"] == {"max_epochs": 3, "seed": 1}
+    config = {"family": "legnet", "repeat_of": "x",
+              "resnet": {"model": "resnet", "model_config": {"channels": 32}, "train": {"lr": 0.1}},
+              "legnet": {"model": "legnet", "model_config": {"block_channels": "[64, 32]"}, "train": {"lr": 0.01}}}
+    assert space.resolve(config) == {"family": "legnet", "repeat_of": "x", "model": "legnet",
+                                     "model_config": {"block_channels": [64, 32]}, "train": {"lr": 0.01}}
+    # a resumed search names what changed, family by family
+    other = parse_space(space.text.replace("stem_channels: {choice: [32, 48]}", "stem_channels: 32"), "other.yaml")
+    assert space_changes(space, other) == ["families.legnet.model_config.stem_channels: choice [32, 48] -> 32"]
+    assert space_changes(space, load_space("resnet")) == ["families: ['resnet', 'legnet', 'lightgbm'] -> none"]
+
+
+FAMILY = "families:\n  a: {model: resnet, train: {lr: {loguniform: [1.0e-3, 1.0e-2]}}}\n"
+BAD_FAMILIES = {
+    "one_family": ("families:\n  a: {model: resnet}\n", "families: expected a mapping of two or more names"),
+    "beside": (FAMILY + "  b: {model: legnet}\nmodel: resnet\n", "unknown top-level key 'model' beside families"),
+    "reserved_name": (FAMILY + "  train: {model: legnet}\n", "'train' cannot name a family"),
+    "not_a_mapping": (FAMILY + "  b: legnet\n", "families.b: expected a mapping with keys model"),
+    "unknown_key": (FAMILY + "  b: {model: legnet, trainer: {}}\n", "families.b.trainer: unknown key"),
+    "family_error": (FAMILY + "  b: {model: legnet, model_config: {width: 3}}\n",
+                     "families.b.model_config: unknown key 'width'"),
+    "random_forest": (FAMILY + "  b: {model: random_forest}\n", "families.b.model: random_forest grows each forest"),
+    "epochs_differ": (FAMILY + "  b: {model: lightgbm, train: {max_epochs: 4}}\n",
+                      "the families' train.max_epochs differ (a 10, b 4)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FAMILIES))
+def test_bad_space_of_families_names_file_family_and_key(tmp_path, case):
+    text, words = BAD_FAMILIES[case]
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_space(path)
+    assert path in str(info.value) and words in str(info.value)
 
 
 BAD = {

@@ -210,6 +210,24 @@ def test_validation_rows_are_shared_out_exactly_once_across_workers():
     assert shares[1].tolist() == list(range(1, 20, 3))
 
 
+def test_a_networks_untrained_output_starts_at_the_mean_of_its_training_rows():
+    import numpy as np
+    import torch
+
+    from raydream.models import create_model, model_config
+    from raydream.train.loop import starting_output
+
+    labels = np.array([2.0, 4.0, 9.0])
+    assert starting_output("resnet", labels) == {"initial_prediction": 5.0}
+    assert starting_output("legnet", labels) == {"initial_prediction": 5.0}
+    assert starting_output("resnet", np.array([-1.0, 0.5])) == {}  # not an expression level: the default stays
+    assert starting_output("lightgbm", labels) == {}
+    model = create_model("resnet", model_config("resnet", {"channels": 8, **starting_output("resnet", labels)})).eval()
+    x = torch.zeros(3, 4, 110)
+    with torch.no_grad():
+        assert model(x).tolist() == pytest.approx([5.0] * 3, abs=0.5)
+
+
 LIGHTGBM_SPACE = """
 model: lightgbm
 model_config:
@@ -253,14 +271,81 @@ def test_asha_as_raydream_sets_it_up_stops_a_trial_that_falls_behind_at_a_rung_b
 
 
 @pytest.mark.ray
+@pytest.mark.timeout(120)
+def test_a_search_across_families_gives_each_trial_one_familys_config_and_ranks_them_in_one_table(tmp_path):
+    import ray
+    from ray import tune
+
+    from raydream.plan import Search, plan_resources
+    from raydream.results import experiment_table
+    from raydream.tune import _new_tuner
+
+    space = tmp_path / "families.yaml"
+    space.write_text("families:\n"
+                     "  small: {model: resnet, model_config: {channels: {choice: [8, 16]}}, train: {max_epochs: 2}}\n"
+                     "  trees: {model: lightgbm, model_config: {num_leaves: {choice: [15, 31]}}, "
+                     "train: {max_epochs: 2}}\n")
+    search = Search(space=load_space(str(space)), data=str(tmp_path), experiment_dir=str(tmp_path / "fam"),
+                    num_samples=6, max_epochs=2, grace_period=2, reduction_factor=2, seed=3,
+                    train_overrides={"max_epochs": 2})
+    search.write()
+
+    def trial(config, space):  # what TrainRunTrial builds from: the drawn family's config alone
+        used = space.resolve(config)
+        assert set(used) == {"family", "model", "model_config", "train"}
+        assert used["model"] == {"small": "resnet", "trees": "lightgbm"}[used["family"]]
+        width = used["model_config"].get("channels") or used["model_config"]["num_leaves"]
+        for epoch in (1, 2):
+            tune.report({"epoch": epoch, "val_r2": width / 100 * epoch})
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    try:
+        plan = plan_resources({"CPU": 2}, 1, 1, max_concurrent=2)
+        _new_tuner(search, tune.with_resources(tune.with_parameters(trial, space=search.space), {"CPU": 1}), plan,
+                   verbose=0).fit()
+    finally:
+        ray.shutdown()
+    table = experiment_table(tmp_path / "fam")
+    assert list(table.columns[:5]) == ["rank", "trial", "family", "channels", "num_leaves"]
+    assert set(table["family"]) == {"small", "trees"} and (table["status"] == "completed").all()
+    for _, row in table.iterrows():  # each trial has its own family's key, and not the other's
+        own, other = ("channels", "num_leaves") if row["family"] == "small" else ("num_leaves", "channels")
+        assert row[own] in (8, 16, 15, 31) and pd.isna(row[other])
+        assert row["best_val_r2"] == pytest.approx(row[own] / 50)
+
+
+def test_repeats_train_the_top_configs_as_sampled_with_the_next_seeds(tmp_path):
+    from test_results import fake_trial  # tests/ is on sys.path
+
+    from raydream.plan import Search
+    from raydream.tune import repeat_points
+
+    space = load_space("families")
+    search = Search(space=space, data=str(tmp_path), experiment_dir=str(tmp_path), num_samples=4, max_epochs=2,
+                    grace_period=1, reduction_factor=2, seed=7, repeats=2)
+    search.write()
+    legnet = {"model": "legnet", "model_config": {"block_channels": "[64, 32]"}, "train": {"lr": 0.01, "seed": 7}}
+    trees = {"model": "lightgbm", "model_config": {"k": 3}, "train": {"seed": 7}}
+    for i, (family, r2) in enumerate([("legnet", 0.3), ("lightgbm", 0.2), ("legnet", 0.1), ("lightgbm", 0.4)]):
+        fake_trial(tmp_path, f"t_{i}", {"family": family, "legnet": legnet, "lightgbm": trees}, [r2])
+    points = repeat_points(search)
+    assert [(p["repeat_of"], p["family"]) for p in points] == [
+        ("3", "lightgbm"), ("3", "lightgbm"), ("0", "legnet"), ("0", "legnet"), ("1", "lightgbm"), ("1", "lightgbm")]
+    assert [p[p["family"]]["train"]["seed"] for p in points] == [8, 9] * 3
+    assert points[2]["legnet"] == {**legnet, "train": {"lr": 0.01, "seed": 8}}  # as Tune sampled it, JSON and all
+    assert points[2]["lightgbm"] == trees
+
+
+@pytest.mark.ray
 @pytest.mark.timeout(200)
 def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_from_files(tmp_path):
     # A random-forest trial is one process, which Tune reuses for the next trial (networks and
     # LightGBM run as Train runs in tests/test_multinode.py). 200 trials take well over 12 s.
     # Ranked by MSE, lower is better: ASHA, the kept checkpoints, the table and the summary.
+    # Then the top 3 configurations are trained again with 2 other seeds each.
     done = run_tune("--space", "random_forest", "--smoke", "--num-samples", "200", "--time-budget", "12",
-                    "--max-concurrent", "1", "--metric", "val_mse", "--storage-path", str(tmp_path / "results"),
-                    "--name", "budget", timeout=190)
+                    "--max-concurrent", "1", "--metric", "val_mse", "--repeats", "2",
+                    "--storage-path", str(tmp_path / "results"), "--name", "budget", timeout=190)
     assert "up to 1 trial(s) at a time" in done.stdout and ", by val_mse (min);" in done.stdout
     table = pd.read_csv(tmp_path / "results" / "budget" / "ranked_trials.csv")
     assert 1 <= len(table) < 200
@@ -289,6 +374,26 @@ def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_f
     assert rebuilt[["trial", "status", "checkpoint"]].values.tolist() == table[["trial", "status", "checkpoint"]].values.tolist()
     # (a trial the budget cut before its first report has no score: NaN in both)
     assert rebuilt["best_val_mse"].tolist() == pytest.approx(table["best_val_mse"].tolist(), nan_ok=True)
+
+    # --repeats: each of the top 3 sampled configs again, with seeds 1 and 2 (the search's is 0)
+    import json
+
+    from raydream.results import repeat_runs
+
+    runs = repeat_runs(tmp_path / "results" / "budget", "val_mse")
+    assert sorted(runs["repeat_of"]) == sorted(table["trial"].head(3).tolist() * 2)
+    assert (runs["status"] == "completed").all() and runs["best_val_mse"].notna().all()
+    for trial, group in runs.groupby("repeat_of"):
+        configs = [json.loads((Path(c).parent / "params.json").read_text()) for c in group["checkpoint"]]
+        assert sorted(c["train"]["seed"] for c in configs) == [1, 2]
+        assert all(c["model_config"] == configs[0]["model_config"] for c in configs)
+    summary = pd.read_csv(tmp_path / "results" / "budget" / "repeats.csv", dtype={"trial": str})
+    assert summary["trial"].tolist() == table["trial"].head(3).tolist() and (summary["seeds"] == 2).all()
+    assert summary["mean_val_mse"].tolist() == pytest.approx(runs.groupby("repeat_of")["best_val_mse"].mean()
+                                                             [summary["trial"]].tolist())
+    assert summary["sd_test_mse"].notna().all()
+    assert re.search(rf"\n{summary['trial'][0]} +{number} +2 +{number} \+- {number} +{number} \+- {number}\n",
+                     done.stdout)
 
 
 def _wait_for(predicate, proc: subprocess.Popen, log: Path, timeout: float) -> None:
