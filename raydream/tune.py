@@ -248,6 +248,12 @@ def _new_search(args: argparse.Namespace) -> Search:
     """The search the flags describe, checked before Ray starts."""
     space = load_space(args.space)
     num_samples = args.num_samples
+    if not space.sampled_keys():  # every trial would train the same model with the same seed
+        if num_samples not in (None, 1):
+            raise ConfigError(f"{space.path} searches nothing, so its {num_samples} trials would be one model "
+                              f"trained {num_samples} times alike; use --num-samples 1, and --repeats N to train "
+                              f"it with N more seeds")
+        num_samples = 1
     if num_samples is None:
         num_samples = SMOKE["num_samples"] if args.smoke else DEFAULT_NUM_SAMPLES
     max_epochs = args.max_epochs

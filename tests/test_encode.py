@@ -5,6 +5,7 @@ import torch
 from raydream.data.encode import (
     add_flag_channels,
     one_hot,
+    one_hot_tensor,
     random_reverse_complement,
     reverse_complement,
     to_byte_matrix,
@@ -38,6 +39,36 @@ def test_one_hot_trims_and_pads_on_the_chosen_side():
     np.testing.assert_array_equal(right[1], python_one_hot("CGTTT", 5))  # trimmed at the start
     with pytest.raises(ValueError, match="align"):
         to_byte_matrix(["A"], 3, align="middle")
+
+
+def test_a_5_prime_context_fills_the_padding_of_right_aligned_rows():
+    from raydream.data.encode import to_byte_matrix
+
+    rows = to_byte_matrix(["ACGT", "GG", "ACGTACGTAC"], 6, "right", context="TTTAAC")
+    assert [r.tobytes() for r in rows] == [b"ACACGT", b"TAACGG", b"GTACGTAC"[-6:]]
+    short = to_byte_matrix(["GG"], 6, "right", context="AC")  # zeros where the context runs out too
+    assert short.tobytes() == b"\x00\x00ACGG"
+    with pytest.raises(ValueError, match="needs align='right'"):
+        to_byte_matrix(["GG"], 6, "left", context="AC")
+
+
+def test_plasmid_padding_reads_a_dream_sequence_in_its_construct_as_legnet_does():
+    # LegNet drops the read's 17 bp left flank, puts the plasmid in front (whose last 17 bp
+    # are that flank) and keeps the last 150 bp; for an intact flank that is this row.
+    from raydream.data.construct import LEFT_FLANK, PLASMID_UPSTREAM, RIGHT_FLANK
+    from raydream.train.config import TrainConfig
+    from raydream.train.steps import encode_batch
+
+    seq = LEFT_FLANK + "ACGT" * 20 + RIGHT_FLANK
+    config = TrainConfig(seq_len=150, align="right", pad="plasmid")
+    x, _ = encode_batch({"sequence": np.array([seq]), "expression": np.array([3.0])}, config, torch.device("cpu"))
+    legnet = ((PLASMID_UPSTREAM + LEFT_FLANK) + seq[len(LEFT_FLANK):])[-150:]
+    assert x.shape == (1, 4, 150) and torch.equal(x[0], one_hot_tensor(torch.from_numpy(
+        np.frombuffer(legnet.encode(), dtype=np.uint8).copy()[None]))[0])
+    with pytest.raises(ValueError, match="pad 'plasmid' fills the 5' side of right-aligned input"):
+        TrainConfig(pad="plasmid")
+    with pytest.raises(ValueError, match="pad must be one of zeros, plasmid"):
+        TrainConfig(pad="N", align="right")
 
 
 def test_reverse_complement_is_exact_and_an_involution():

@@ -53,6 +53,31 @@ def test_resnet_config_fields_shape_the_network():
     assert len(big.blocks) == 4
 
 
+def test_resnet_pooling_counts_motifs_with_avg_and_marks_them_with_max():
+    from raydream.models.resnet import _global_pool
+
+    x = torch.tensor([[[0.0, 2.0, 0.0, 2.0]]])  # one channel, a motif hit twice
+    assert _global_pool(x, "max").tolist() == [[2.0]] and _global_pool(x, "avg").tolist() == [[1.0]]
+    assert _global_pool(x, "max_avg").tolist() == [[2.0, 1.0]]
+    both = create_model("resnet", {"channels": 8, "pool": "max_avg"})
+    assert both.head[0].in_features == 16 and both(torch.zeros(2, 4, 110)).shape == (2,)
+    with pytest.raises(ConfigError, match="pool must be one of max, avg, max_avg, got 'sum'"):
+        model_config("resnet", {"pool": "sum"})
+
+
+def test_legnet_blocks_are_shaped_and_started_as_legnets():
+    model = create_model("legnet", {"stem_channels": 32, "block_channels": [16], "expansion": 4})
+    block = model.blocks[0]
+    expand, grouped = block.branch[0][0], block.branch[1][0]
+    assert expand.out_channels == 16 * 4  # the block's output width x expansion
+    assert grouped.groups == 64 // 2  # 2 channels per group
+    assert block.branch[2].gate[0].out_features == 32 // 4  # SE bottleneck: input width / se_reduction
+    gate = block.branch[2].gate[0].weight
+    assert gate.abs().max() < 0.01 and float(block.branch[0][1].weight.mean()) == 1.0  # N(0, 0.001); BN identity
+    silu = create_model("legnet", {"final_silu": True}).eval()  # LegNet's head: zero bias, a uniform guess
+    assert expression_from_output(silu(torch.zeros(2, 4, 110))).tolist() == pytest.approx([8.5, 8.5])
+
+
 def test_unknown_model_and_keys_are_config_errors():
     with pytest.raises(ConfigError, match="unknown model 'nope'.*resnet"):
         create_model("nope")

@@ -14,15 +14,29 @@ def write(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-SHIPPED = ["cnn", "cls_cnn", "resnet", "legnet", "lightgbm", "random_forest", "families"]
+SHIPPED = ["cnn", "cls_cnn", "resnet", "legnet", "lightgbm", "random_forest", "families", "legnet_full"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_spaces_load(name):
     space = load_space(name)
-    assert space.sampled_keys()
+    assert bool(space.sampled_keys()) == (name != "legnet_full")  # the published LegNet is one model
     assert space.description
     assert name in available_spaces()
+
+
+def test_legnet_spaces_read_legnets_input_and_the_full_one_has_its_published_shape():
+    from raydream.models import create_model
+    from raydream.train.config import TrainConfig, build_model_config
+
+    for name in ("legnet", "legnet_full"):
+        train = load_space(name).train
+        assert (train["seq_len"], train["align"], train["pad"], train["input_flags"]) == (150, "right", "plasmid", True)
+    full = load_space("legnet_full")
+    config = build_model_config("legnet", full.model_config, TrainConfig(**full.train))
+    model = create_model("legnet", config)
+    assert sum(p.numel() for p in model.parameters()) == 1_725_122
+    assert (full.train["batch_size"], full.train["lr"], full.train["weight_decay"]) == (1024, 0.005, 0.01)
 
 
 def test_tree_spaces_search_features_and_the_report_hyperparameters():

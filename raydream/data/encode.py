@@ -18,14 +18,20 @@ for _i, _base in enumerate(b"ACGT"):
 _ONE_HOT_TABLE[ord("N")] = _ONE_HOT_TABLE[ord("n")] = 0.25
 
 
-def to_byte_matrix(seqs: Sequence[str] | np.ndarray, length: int, align: str = "left") -> np.ndarray:
+def to_byte_matrix(seqs: Sequence[str] | np.ndarray, length: int, align: str = "left",
+                   context: str = "") -> np.ndarray:
     """Fixed-width (N, length) uint8 matrix of ASCII codes; 0 marks padding.
 
     Sequences longer than `length` are trimmed and shorter ones zero-padded, on the right
     (`align="left"`) or on the left (`align="right"`, which keeps the 3' ends in register).
+    context: with align="right", the DNA that precedes every sequence (its 5' side): a
+    row is then the last `length` bases of context + sequence, zero-padded only where both
+    run out (e.g. the plasmid upstream of the DREAM insert, `raydream.data.construct`).
     """
     if align not in ("left", "right"):
         raise ValueError(f"align must be 'left' or 'right', got {align!r}")
+    if context and align != "right":
+        raise ValueError("a 5' context needs align='right' (left-aligned rows are padded on their 3' side)")
     arr = np.asarray(seqs)
     if arr.dtype.kind == "U" or arr.dtype == object:
         arr = np.char.encode(arr.astype(str), "ascii")
@@ -38,6 +44,10 @@ def to_byte_matrix(seqs: Sequence[str] | np.ndarray, length: int, align: str = "
     # Shift each row right by (width - len) so sequences end at the last column.
     cols = np.arange(width)[None, :] - (width - lengths)[:, None]
     right = np.where(cols >= 0, np.take_along_axis(wide, np.clip(cols, 0, None), axis=1), 0)
+    if context:  # column c < 0 of a row is base len(context) + c of the context
+        before = np.frombuffer(context.encode("ascii"), dtype=np.uint8)
+        at = len(before) + cols
+        right = np.where((cols < 0) & (at >= 0), before[np.clip(at, 0, len(before) - 1)], right)
     return right[:, width - length :].astype(np.uint8)
 
 

@@ -25,8 +25,8 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import r2_score
 
-LEFT_FLANK = "TGCATTTTTTTCACATC"
-RIGHT_FLANK = "GGTTACGGCTGTT"
+from raydream.data.construct import LEFT_FLANK, RIGHT_FLANK
+
 RANDOM_LENGTH = 80
 NUM_BINS = 18  # bins 0..17
 

@@ -18,6 +18,9 @@ from raydream.models.checks import require_dropout, require_odd
 from raydream.models.registry import register_model
 
 
+POOLS = ("max", "avg", "max_avg")
+
+
 @dataclass(frozen=True)
 class ResNetConfig:
     in_channels: int = 4  # one-hot A/C/G/T
@@ -28,6 +31,7 @@ class ResNetConfig:
     hidden: int = 64  # width of the head's hidden layer
     dropout: float = 0.1  # dropout before the output layer
     initial_prediction: float = 11.0  # output at init (a search: the training mean)
+    pool: str = "max"  # global pooling: "max" (report), "avg", or "max_avg" (both, concatenated)
 
     def __post_init__(self) -> None:
         require_odd(self, "kernel_size", "stem_kernel")
@@ -38,6 +42,8 @@ class ResNetConfig:
         require_dropout(self)
         if self.initial_prediction <= 0:
             raise ValueError("initial_prediction must be > 0 (softplus output)")
+        if self.pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
 
 
 class ResidualBlock(nn.Module):
@@ -77,8 +83,9 @@ class ResNet(nn.Module):
             nn.PReLU(c.channels),
         )
         self.blocks = nn.Sequential(*(ResidualBlock(c.channels, c.kernel_size) for _ in range(c.num_blocks)))
+        self.pool = c.pool
         self.head = nn.Sequential(
-            nn.Linear(c.channels, c.hidden),
+            nn.Linear(c.channels * (2 if c.pool == "max_avg" else 1), c.hidden),
             nn.PReLU(c.hidden),
             nn.Dropout(c.dropout),
             nn.Linear(c.hidden, 1),
@@ -91,5 +98,15 @@ class ResNet(nn.Module):
         """x: (B, C_in, L) one-hot -> (B,) predicted expression (>= 0)."""
         x = self.stem(x)  # (B, C, L)
         x = self.blocks(x)  # (B, C, L / 2**num_blocks)
-        x = x.amax(dim=-1)  # global max pool -> (B, C)
+        x = _global_pool(x, self.pool)  # (B, C), or (B, 2C) for max_avg
         return F.softplus(self.head(x)).squeeze(-1)  # (B,)
+
+
+def _global_pool(x: torch.Tensor, pool: str) -> torch.Tensor:
+    """(B, C, L) -> (B, C) by max or mean over positions, or (B, 2C) for both. A mean counts
+    how often a filter's motif occurs, as k-mer counts do; a max says whether it occurs."""
+    if pool == "max":
+        return x.amax(dim=-1)
+    if pool == "avg":
+        return x.mean(dim=-1)
+    return torch.cat([x.amax(dim=-1), x.mean(dim=-1)], dim=1)

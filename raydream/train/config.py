@@ -12,6 +12,7 @@ from raydream.train.losses import BIN_ONLY, LOSSES
 
 OPTIMIZERS = ("adam_sgd", "adamw_onecycle", "cosine_swa")  # see raydream.train.optim
 PRECISIONS = ("fp32", "bf16", "fp16")  # see raydream.train.steps.autocast
+PADS = ("zeros", "plasmid")  # what fills the 5' side of right-aligned input (raydream.data.construct)
 # CPUs each Ray Train worker reserves, beyond its own, for the Ray Data tasks that read its
 # data. The read tasks ask Ray for no CPU of their own (raydream.train.loop.read_shards): they
 # run in this reservation, so a trial holds everything it needs before it starts, and no read
@@ -39,6 +40,7 @@ class TrainConfig:
     swa_lr: float = 1e-4  # cosine_swa: constant lr while averaging
     seq_len: int = 110  # one-hot length: longer sequences trimmed, shorter zero-padded
     align: str = "left"  # "left": pad/trim on the 3' side; "right": on the 5' side
+    pad: str = "zeros"  # 5' padding of right-aligned input: "zeros", or "plasmid" (LegNet: the construct upstream)
     rc_augment: bool = True  # replace each training sequence by its reverse complement w.p. 1/2
     rc_test_average: bool = False  # predict the mean of the forward and reverse-complement passes
     label_noise_sd: float = 0.0  # label smoothing: Gaussian noise (bins) added to training targets
@@ -72,6 +74,10 @@ class TrainConfig:
             raise ValueError(f"seq_len must be >= 8, got {self.seq_len}")
         if self.align not in ("left", "right"):
             raise ValueError(f"align must be 'left' or 'right', got {self.align!r}")
+        if self.pad not in PADS:
+            raise ValueError(f"pad must be one of {', '.join(PADS)}, got {self.pad!r}")
+        if self.pad == "plasmid" and self.align != "right":
+            raise ValueError("pad 'plasmid' fills the 5' side of right-aligned input; set align: right")
         if self.train_rows < 0 or self.val_rows < 0:
             raise ValueError("train_rows and val_rows must be >= 0")
         if self.optimizer not in OPTIMIZERS:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from raydream.checkpoint import read_checkpoint
+from raydream.data.construct import PLASMID_UPSTREAM
 from raydream.data.encode import (add_flag_channels, one_hot_tensor, random_flips, reverse_complement,
                                   reverse_complement_where, to_byte_matrix)
 from raydream.models import create_model
@@ -33,13 +34,16 @@ def encode_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Model input (B, C, L) and float32 targets (B,) on `device`.
 
+    The input is `config.seq_len` long, aligned by `config.align`, its 5' padding zeros or
+    the plasmid upstream of the DREAM insert (`config.pad`).
     C is 4 (one-hot), or 6 with `config.input_flags`: the reverse-strand flag, then the
     whole-number-label flag. In training, reverse-complement augmentation (if on) flips half
     the batch, the flags describe each row and the targets go through `training_targets`;
     outside training both flags are 0, since a new sequence's label is unknown, and the
     targets are the measured values.
     """
-    codes = torch.from_numpy(to_byte_matrix(batch["sequence"], config.seq_len, config.align))
+    context = PLASMID_UPSTREAM if config.pad == "plasmid" else ""
+    codes = torch.from_numpy(to_byte_matrix(batch["sequence"], config.seq_len, config.align, context))
     y = torch.as_tensor(np.asarray(batch["expression"], dtype=np.float32))
     # Random draws on the CPU, in a fixed order: a seed gives the same batch on any device.
     none = torch.zeros(len(y), dtype=torch.bool)
