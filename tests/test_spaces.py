@@ -154,15 +154,6 @@ BAD_FAMILIES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_FAMILIES))
-def test_bad_space_of_families_names_file_family_and_key(tmp_path, case):
-    text, words = BAD_FAMILIES[case]
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as info:
-        load_space(path)
-    assert path in str(info.value) and words in str(info.value)
-
-
 BAD = {
     "syntax": ("model: resnet\ntrain: {lr: [1,\n", "YAML syntax error"),
     "not_mapping": ("- 1\n- 2\n", "expected a mapping"),
@@ -195,8 +186,11 @@ BAD = {
 }
 
 
+BAD.update({f"families_{name}": case for name, case in BAD_FAMILIES.items()})
+
+
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_space_names_file_and_key(tmp_path, case):
+def test_bad_space_names_file_and_key(tmp_path, case):  # a family's errors name families.NAME. too
     text, words = BAD[case]
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
