@@ -536,12 +536,18 @@ def _search_finished(search: Search, elapsed: float) -> bool:
     """Whether every trial of the search has ended, or its time budget has."""
     if search.time_budget is not None and elapsed >= search.time_budget:
         return True
-    return not _unfinished(local_experiment(search.experiment_dir))
+    return not _unfinished(local_experiment(search.experiment_dir), search.num_samples)
 
 
-def _unfinished(experiment: Path) -> list[str]:
-    """The trials of an experiment that an interruption left pending, running or paused."""
-    return [s for s, _ in trial_states(experiment).values() if s in ("PENDING", "RUNNING", "PAUSED")]
+def _unfinished(experiment: Path, num_samples: int = 0) -> int:
+    """How many trials of an experiment an interruption left undone: those pending, running or
+    paused in Tune's state, and those of its `num_samples` not yet created (Ctrl-C between
+    two trials leaves every trial created so far ended, and the rest unsampled)."""
+    states = trial_states(experiment)
+    if not states:  # no readable state of Tune's: nothing to go on (a search that never started is `stalled`)
+        return 0
+    started = sum(s in ("PENDING", "RUNNING", "PAUSED") for s, _ in states.values())
+    return started + max(0, num_samples - len(states))
 
 
 def repeat_points(search: Search) -> list[dict[str, Any]]:
@@ -622,7 +628,7 @@ def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
     table = experiment_table(local)
     csv_path = storage.write_text(storage.join(experiment, RANKED_CSV), table.to_csv(index=False))
     label = METRIC_LABELS[search.metric]
-    unfinished = _unfinished(local)
+    unfinished = _unfinished(local, search.num_samples)
     out_of_time = search.time_budget is not None and elapsed >= search.time_budget
     best = table.iloc[0] if len(table) else None
     scored = best is not None and math.isfinite(best[best_column(search.metric)])
@@ -636,11 +642,11 @@ def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
     print(format_table(with_baselines(table, baselines)))
     print(f"\nranked table: {csv_path}")
     if stalled:
-        print(f"raydream: {stalled}; stopped the search with {len(unfinished)} trial(s) unfinished; once the "
+        print(f"raydream: {stalled}; stopped the search with {unfinished} trial(s) unfinished; once the "
               f"cluster has room, continue it with:\n  python -m raydream.tune --resume {experiment}")
         return STALLED
     if unfinished and not out_of_time:
-        print(f"raydream: search interrupted with {len(unfinished)} trial(s) unfinished; continue it with:\n"
+        print(f"raydream: search interrupted with {unfinished} trial(s) unfinished; continue it with:\n"
               f"  python -m raydream.tune --resume {experiment}")
         return INTERRUPTED
     if not scored:
@@ -675,9 +681,9 @@ def _finish_repeats(search: Search, local: Path, table, scored_test: bool) -> in
           f"(mean +- sd over the seeds; the search's own run, picked for its score, is not in them):")
     print(format_repeats(summary, search.metric))
     print(f"repeats: {path}")
-    unfinished = _unfinished(local / REPEATS_DIR)
+    unfinished = _unfinished(local / REPEATS_DIR, search.repeats * runs[REPEAT_OF].nunique())
     if unfinished:
-        print(f"raydream: the repeats were interrupted with {len(unfinished)} run(s) unfinished; continue them "
+        print(f"raydream: the repeats were interrupted with {unfinished} run(s) unfinished; continue them "
               f"with:\n  python -m raydream.tune --resume {search.experiment_dir}")
         return INTERRUPTED
     return 0

@@ -141,7 +141,8 @@ def test_param_space_turns_distributions_into_tune_domains():
     legnet = build_param_space(load_space("legnet"), {})
     assert legnet["model_config"]["block_channels"].categories == ["[48, 32]", "[64, 32]", "[64, 48, 32]"]
     assert isinstance(space["train"]["lr"], tune.search.sample.Float)
-    assert isinstance(space["model_config"]["num_blocks"], tune.search.sample.Integer)
+    assert isinstance(space["model_config"]["num_blocks"], tune.search.sample.Categorical)
+    assert isinstance(space["train"]["swa_start"], tune.search.sample.Integer)  # randint
     assert space["train"]["max_epochs"] == 3
 
 
