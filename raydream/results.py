@@ -96,6 +96,13 @@ def better(metric: str, ours: float, theirs: float) -> bool:
     return ours < theirs if METRICS[metric] == "min" else ours > theirs
 
 
+def sort_best_first(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """`table` sorted by `column`, best first: lowest first for an MSE column (`val_mse`,
+    `best_val_mse`), else highest first; missing values last, ties in their order."""
+    lowest_first = METRICS.get(column.removeprefix("best_")) == "min"
+    return table.sort_values(column, ascending=lowest_first, na_position="last", kind="stable")
+
+
 def rank_trials(records: list[TrialRecord], hyperparameters: list[str], max_epochs: int,
                 metric: str = DEFAULT_METRIC) -> pd.DataFrame:
     """One row per trial, the best by `metric` first (highest; lowest for val_mse).
@@ -130,8 +137,7 @@ def rank_trials(records: list[TrialRecord], hyperparameters: list[str], max_epoc
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table = table.sort_values(column, ascending=METRICS[metric] == "min", na_position="last",
-                              kind="stable").reset_index(drop=True)
+    table = sort_best_first(table, column).reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     order = ["rank", "trial", *names.values(), column, "best_epoch", *others,
              "epochs", "status", "failures", "checkpoint"]
@@ -194,8 +200,7 @@ def with_baselines(table: pd.DataFrame, record: dict[str, Any] | None, sort: str
     combined = pd.concat([table, pd.DataFrame(rows, columns=table.columns)], ignore_index=True)
     if column not in combined.columns:
         return combined
-    return combined.sort_values(column, ascending=column.endswith("val_mse"), na_position="last", kind="stable",
-                                ignore_index=True)
+    return sort_best_first(combined, column).reset_index(drop=True)
 
 
 def write_search_info(experiment_dir: str | os.PathLike, info: dict[str, Any]) -> str:
@@ -598,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sort = args.sort or ranked_column(table)
     if sort not in table.columns:
         raise DataError(f"--sort: no column {sort!r}; columns: {', '.join(table.columns)}")
-    table = table.sort_values(sort, ascending=sort.endswith("val_mse"), na_position="last", kind="stable")
+    table = sort_best_first(table, sort)
     if args.top is not None:
         table = table.head(max(args.top, 0))
     if args.csv:
