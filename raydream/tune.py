@@ -655,7 +655,7 @@ def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
           f"{best['best_epoch']})")
     print(f"best checkpoint: {best['checkpoint']}")
     test, ensemble = _test_scores(table["checkpoint"].head(ENSEMBLE_SIZE).tolist(), search.data)
-    _summary(search.metric, best, test, ensemble, baselines)
+    _summary(search.metric, best, test, ensemble, baselines, _noise_ceilings(search.data))
     if search.repeats:
         return _finish_repeats(search, local, table, test is not None)
     return 0
@@ -700,11 +700,19 @@ def _each_test_score(trials: Sequence[str], checkpoints: Sequence[str | None], d
     return {trial: regression_metrics(labels, p) for trial, p in zip(trials, preds) if p is not None}
 
 
+def _noise_ceilings(data_dir: str) -> dict[str, float | None]:
+    """A synthetic dataset's noise ceiling (R^2) per split, from its manifest; {} for real
+    data or a dataset prepared before the manifest recorded them."""
+    from raydream.data.prepare import load_manifest
+
+    return load_manifest(data_dir).get("synthetic", {}).get("noise_ceiling_r2_by_split", {})
+
+
 def _summary(metric: str, best, test: dict[str, float] | None, ensemble: dict[str, float] | None,
-             baselines: dict[str, Any]) -> None:
+             baselines: dict[str, Any], ceilings: dict[str, float | None]) -> None:
     """The search's models and the baselines side by side (on the test split when there is
     one, else on the validation split), and whether the search beat the k-mer ridge by
-    `metric`."""
+    `metric`. A synthetic library's noise ceiling on that split is printed beneath."""
     key = metric.removeprefix("val_")
     ridge = baselines["baselines"]["k-mer ridge"]
     on_test = bool(test and ridge["test"])
@@ -724,6 +732,9 @@ def _summary(metric: str, best, test: dict[str, float] | None, ensemble: dict[st
         print(f"  {name:<{width}}  " + ", ".join(
             f"{METRIC_LABELS['val_' + k]} " + ("-" if scores.get(k) is None else f"{scores[k]:.4f}")
             for k in ("r2", "pearson", "spearman", "mse")))
+    if ceilings.get("test" if on_test else "val") is not None:
+        print(f"  (noise ceiling of this synthetic library on the whole split: {METRIC_LABELS['val_r2']} "
+              f"{ceilings['test' if on_test else 'val']:.4f})")
     theirs = ridge["test" if on_test else "val"][key]
     for name, scores in rows[:2 if ensemble and on_test else 1]:
         verdict = "beats" if better(metric, scores[key], theirs) else "does not beat"

@@ -194,7 +194,7 @@ def test_ctrl_c_leaves_an_experiment_that_resume_finishes(survivor):
     assert best.is_relative_to(survivor.experiment)
     model, meta = load_model(best)
     assert meta["model"] == "resnet" and meta["metrics"]["val_r2"] == pytest.approx(table.loc[0, "best_val_r2"])
-    assert "\nOn the held-out test split (the baselines fit on the first 5,102 training rows" in done
+    assert "\nOn the held-out test split (the baselines fit on the first 5,099 training rows" in done
 
 
 def test_every_entry_point_reads_what_the_search_left_within_its_timeout(survivor, tmp_path):
@@ -204,7 +204,7 @@ def test_every_entry_point_reads_what_the_search_left_within_its_timeout(survivo
     assert shown.returncode == 0, shown.stderr
     table, baselines = shown.stdout.split("\n\n")  # the top trial and the baselines' rows, then their fit
     assert [" baseline " in line for line in table.splitlines()[1:]].count(True) == 2
-    assert len(table.splitlines()) == 4 and baselines.startswith("Baselines on the same splits (fit on 5,102 training rows")
+    assert len(table.splitlines()) == 4 and baselines.startswith("Baselines on the same splits (fit on 5,099 training rows")
     assert "k-mer ridge (k = 1-6" in baselines
     plots = cli("report", experiment)
     assert plots.returncode == 0, plots.stderr

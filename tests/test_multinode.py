@@ -229,9 +229,9 @@ def test_lightgbm_trains_data_parallel_on_two_workers_from_and_into_an_object_st
     assert table[["status", "epochs"]].values.tolist() == [["completed", 4]]
     progress = pd.read_csv(next(experiment.glob("*/progress.csv")))
     assert (progress["workers"] == 2).all()
-    # --keep-checkpoints 2: at learning rate 0.3 the R^2 falls epoch after epoch, so the
-    # trial keeps epochs 1 and 2 (its best two) and epoch 4 (the latest); with 1, two.
-    assert progress["val_r2"].is_monotonic_decreasing, progress["val_r2"]
+    # --keep-checkpoints 2: at learning rate 0.3 the model overfits within 4 epochs, so the
+    # last epoch is not one of the two best, and the trial keeps its best two and its latest.
+    assert progress["val_r2"].iloc[-1] < progress["val_r2"].nlargest(2).iloc[-1], progress["val_r2"]
     kept = [p for p in Path(table.loc[0, "checkpoint"]).parent.glob("checkpoint_*") if p.is_dir()]
     assert len(kept) == 3
     # Every worker validates the whole model on all of the val split: the reported R^2 is

@@ -117,6 +117,12 @@ def test_resolve_dataset_prepares_once_and_reuses(tmp_path, dream_file, isolated
     assert resolve_dataset(dream_file) == first
     assert (first / "manifest.json").stat().st_mtime_ns == stamp
     assert resolve_dataset(first) == first  # a prepared directory is used as is
+    # A copy split by an older rule (whole sequences) is prepared again.
+    manifest = json.loads((first / "manifest.json").read_text())
+    del manifest["options"]["split_by"]
+    (first / "manifest.json").write_text(json.dumps(manifest))
+    assert resolve_dataset(dream_file) == first
+    assert json.loads((first / "manifest.json").read_text())["options"]["split_by"] == "core"
     with pytest.raises(DataError, match="not a prepared dataset"):
         resolve_dataset(tmp_path)
     with pytest.raises(DataError, match="no such file"):

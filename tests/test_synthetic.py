@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from raydream.data import synthetic as syn
-from raydream.data.prepare import load_manifest, prepare_synthetic
+from sklearn.metrics import r2_score
+
+from raydream.data.prepare import load_manifest, prepare_synthetic, read_split
 from raydream.errors import run_cli
 from raydream.prepare import main as prepare_main
 
@@ -66,6 +68,13 @@ def test_prepare_synthetic_records_the_noise_ceiling(tmp_path):
     assert manifest["source"]["path"] == "synthetic:1500:seed=3"
     assert 0.5 < manifest["synthetic"]["noise_ceiling_r2"] < 0.95
     assert load_manifest(tmp_path / "syn")["synthetic"] == manifest["synthetic"]
+    # The ceiling per split is computed on the rows the shards hold.
+    library = syn.generate_library(1500, seed=3)
+    expected = dict(zip(library.sequences, library.expected))
+    for split, ceiling in manifest["synthetic"]["noise_ceiling_r2_by_split"].items():
+        rows = read_split(tmp_path / "syn", split).to_pandas()
+        assert len(rows) == manifest["rows"][split]
+        assert ceiling == pytest.approx(r2_score(rows["expression"], rows["sequence"].map(expected)))
 
 
 def test_cli_takes_input_or_synthetic_not_both(tmp_path, capsys):

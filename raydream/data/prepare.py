@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from raydream import __version__, storage
 from raydream.data.dream import DreamReader, RowRules, file_sha256
-from raydream.data.splits import SPLITS, SplitFractions, assign_splits
+from raydream.data.splits import SPLIT_BY, SPLITS, SplitFractions, assign_splits
 from raydream.errors import DataError
 from raydream.files import check_writable_location, is_within, require_regular_file
 
@@ -55,6 +55,9 @@ class PrepareOptions:
     rules: sequence-length bounds for valid rows.
     fractions: validation and test fractions (by sequence hash).
     split_seed: reshuffles which sequences land in which split.
+    split_by: what the split hash reads: "core", the 80 bp random region between the
+        construct's flanks (reads of one promoter that differ in their flanks share a split),
+        or "sequence", all of it (see raydream.data.splits).
     rows_per_shard: rows per Parquet file; smaller shards give Ray Data more read parallelism.
     skip_invalid: drop and count bad rows instead of stopping at the first.
     """
@@ -64,8 +67,11 @@ class PrepareOptions:
     split_seed: int = 0
     rows_per_shard: int = 500_000
     skip_invalid: bool = False
+    split_by: str = "core"
 
     def __post_init__(self) -> None:
+        if self.split_by not in SPLIT_BY:
+            raise DataError(f"split_by must be one of {', '.join(SPLIT_BY)}, got {self.split_by!r}")
         if self.rows_per_shard < 1:
             raise DataError(f"rows_per_shard must be >= 1, got {self.rows_per_shard}")
 
@@ -296,7 +302,7 @@ def _write_shards(source: Path, root: Path, options: PrepareOptions, extra: dict
                 if table.num_rows == 0:
                     continue
                 sequences = table.column("sequence").combine_chunks()
-                split = assign_splits(sequences, options.fractions, options.split_seed)
+                split = assign_splits(sequences, options.fractions, options.split_seed, options.split_by)
                 summary.add(pc.binary_length(sequences).to_numpy(), table.column("expression").to_numpy())
                 if pending is not None:
                     pending.result()
@@ -326,6 +332,7 @@ def _write_shards(source: Path, root: Path, options: PrepareOptions, extra: dict
             "val_fraction": options.fractions.val,
             "test_fraction": options.fractions.test,
             "split_seed": options.split_seed,
+            "split_by": options.split_by,
             "rows_per_shard": options.rows_per_shard,
             "skip_invalid": options.skip_invalid,
         },
@@ -358,12 +365,18 @@ def prepare_synthetic(
     """Generate a synthetic library (raydream.data.synthetic) and prepare it into `out`.
 
     The manifest's `synthetic` key records the generator's settings and the noise ceiling
-    (R^2 of E[value | sequence] against the measured values).
+    (R^2 of E[value | sequence] against the measured values), over all rows and per split
+    (`noise_ceiling_r2_by_split`; None for a split with fewer than two rows).
     """
     from raydream.data.synthetic import MeasurementModel, generate_library, library_summary, write_dream
 
     model = MeasurementModel()
     library = generate_library(rows, seed, model)
+    summary = library_summary(library, seed, model)
+    split = assign_splits(pa.array(library.sequences), options.fractions, options.split_seed, options.split_by)
+    summary["noise_ceiling_r2_by_split"] = {
+        name: library.noise_ceiling_r2_of(split == index) for index, name in enumerate(SPLITS)
+    }
     with tempfile.TemporaryDirectory() as tmp:
         source = write_dream(library, Path(tmp) / f"synthetic-{rows}-seed{seed}.txt")
         return prepare_dataset(
@@ -371,7 +384,7 @@ def prepare_synthetic(
             out,
             options,
             overwrite,
-            manifest_extra={"synthetic": library_summary(library, seed, model)},
+            manifest_extra={"synthetic": summary},
             source_label=f"synthetic:{rows}:seed={seed}",
         )
 
@@ -503,7 +516,10 @@ def resolve_dataset(data: str | os.PathLike | None, cache_dir: Path | None = Non
     digest = file_sha256(source)
     target = (cache_dir or cache_root()) / "datasets" / digest[:16]
     try:
-        if load_manifest(target)["source"].get("sha256") == digest:
+        manifest = load_manifest(target)
+        # A copy prepared with other split rules (an older raydream's) is prepared again.
+        if (manifest["source"].get("sha256") == digest
+                and manifest.get("options", {}).get("split_by", "sequence") == PrepareOptions().split_by):
             return target
     except DataError:
         pass

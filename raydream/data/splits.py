@@ -1,9 +1,18 @@
-"""Deterministic train/validation/test assignment by a strand-symmetric sequence hash.
+"""Deterministic train/validation/test assignment by a strand-symmetric hash of each
+sequence's random region.
+
+In the DREAM construct every measured sequence is LEFT_FLANK + 80 bp random region +
+RIGHT_FLANK, and reads of one promoter differ mostly in the flanks: truncated at either end,
+or with a misread flank base. The split key therefore hashes only the random core, found
+between 8 bp anchors at the inner ends of the two flanks (`core_spans`), so that such copies
+of one promoter land in one split; a read needs the inner 8 bp of one flank intact. A
+sequence with neither anchor (not from this construct) is hashed whole. `split_by="sequence"` hashes every sequence whole.
 
 A sequence and its reverse complement describe the same DNA molecule, so they must never
-straddle two splits (a model that has seen one has effectively seen the other). The split
-key is `h(seq) + h(revcomp(seq))`, which is the same for both strands, mixed through the
-splitmix64 finaliser and turned into a uniform number in [0, 1).
+straddle two splits either: anchors are looked for on both strands, and the key is
+`h(core) + h(revcomp(core))`, mixed through the splitmix64 finaliser and turned into a
+uniform number in [0, 1). Copies whose random regions differ (a misread inside the core, an
+indel) get independent keys.
 """
 
 from __future__ import annotations
@@ -14,13 +23,29 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from raydream.data.construct import LEFT_FLANK, RANDOM_LENGTH, RIGHT_FLANK
 from raydream.errors import DataError
 
 SPLITS = ("train", "val", "test")
+SPLIT_BY = ("core", "sequence")  # what the split key hashes; "core" is the default
+
+ANCHOR = 8  # bases of each flank's inner end that locate the random core
+ANCHOR_WINDOW = 30  # anchors are looked for in this many bases at each end
 
 _COMPLEMENT = np.arange(256, dtype=np.uint8)
 for _a, _b in zip(b"ACGTN", b"TGCAN"):
     _COMPLEMENT[_a] = _b
+
+
+def _revcomp(seq: str) -> str:
+    return bytes(_COMPLEMENT[np.frombuffer(seq.encode(), dtype=np.uint8)][::-1]).decode()
+
+
+# (anchor before the core, anchor after it) on the forward strand and on the reverse one.
+_ORIENTATIONS = (
+    (LEFT_FLANK[-ANCHOR:], RIGHT_FLANK[:ANCHOR]),
+    (_revcomp(RIGHT_FLANK[:ANCHOR]), _revcomp(LEFT_FLANK[-ANCHOR:])),
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +75,56 @@ def _word_weights(n_words: int) -> np.ndarray:
     return _splitmix64(np.arange(n_words, dtype=np.uint64)) | np.uint64(1)
 
 
+def _find(seqs: pa.Array, pattern: str, from_end: bool) -> np.ndarray:
+    """Where `pattern` starts in each sequence's first (or last) ANCHOR_WINDOW bases, as a
+    position in the whole sequence; -1 where it is absent."""
+    if from_end:
+        window = pc.utf8_slice_codeunits(seqs, start=-ANCHOR_WINDOW)
+        offset = pc.binary_length(seqs).to_numpy().astype(np.int64) - pc.binary_length(window).to_numpy()
+    else:
+        window = pc.utf8_slice_codeunits(seqs, start=0, stop=ANCHOR_WINDOW)
+        offset = np.zeros(len(seqs), dtype=np.int64)
+    found = pc.find_substring(window, pattern).to_numpy(zero_copy_only=False).astype(np.int64)
+    return np.where(found >= 0, found + offset, -1)
+
+
+def core_spans(seqs: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """[start, end) of each sequence's random core.
+
+    Both anchors found: the bases between them. One found: RANDOM_LENGTH bases from it
+    (clipped to the sequence). None on either strand: the whole sequence. The strand with
+    more anchors wins, the forward one on a tie.
+    """
+    lengths = pc.binary_length(seqs).to_numpy().astype(np.int64)
+    best = None
+    for before, after in _ORIENTATIONS:
+        left = _find(seqs, before, from_end=False)
+        right = _find(seqs, after, from_end=True)
+        has_left, has_right = left >= 0, right >= 0
+        # An "after" anchor that starts before the core's start is no anchor.
+        has_right &= ~has_left | (right >= left + ANCHOR)
+        start = np.where(has_left, left + ANCHOR, np.where(has_right, right - RANDOM_LENGTH, 0))
+        end = np.where(has_right, right, np.where(has_left, start + RANDOM_LENGTH, lengths))
+        found = has_left.astype(np.int8) + has_right
+        candidate = (found, np.clip(start, 0, lengths), np.clip(end, 0, lengths))
+        if best is None:
+            best = candidate
+        else:
+            better = candidate[0] > best[0]
+            best = tuple(np.where(better, new, old) for new, old in zip(candidate, best))
+    return best[1], best[2]
+
+
+def _slice_rows(seqs: pa.Array, start: np.ndarray, end: np.ndarray) -> pa.Array:
+    """Each string's [start, end) bytes, as a new string array."""
+    width = max(1, pc.max(pc.binary_length(seqs)).as_py())
+    step = np.arange(width, dtype=np.int16)[None, :]
+    keep = (step >= start.astype(np.int16)[:, None]) & (step < end.astype(np.int16)[:, None])
+    data = _padded_matrix(seqs, width, "left")[keep]  # row by row, each row's span in order
+    offsets = np.concatenate([[0], np.cumsum(end - start)]).astype(np.int32)
+    return pa.StringArray.from_buffers(len(seqs), pa.py_buffer(offsets), pa.py_buffer(data.tobytes()))
+
+
 def _padded_matrix(seqs: pa.Array, width: int, align: str) -> np.ndarray:
     """(N, width) uint8 matrix of ASCII strings, zero-padded on the right ("left" align)
     or on the left ("right" align)."""
@@ -66,19 +141,24 @@ def _position_hash(mat: np.ndarray) -> np.ndarray:
         return (words * _word_weights(words.shape[1])).sum(axis=1, dtype=np.uint64)
 
 
-def split_uniform(seqs: pa.Array, seed: int = 0) -> np.ndarray:
-    """A number in [0, 1) per sequence, identical for a sequence and its reverse complement.
+def split_uniform(seqs: pa.Array, seed: int = 0, split_by: str = "core") -> np.ndarray:
+    """A number in [0, 1) per sequence, identical for a sequence and its reverse complement
+    and, with `split_by="core"`, for all reads of one random region.
 
     Args:
         seqs: upper-case DNA strings (pyarrow string array).
         seed: changes the assignment as a whole.
+        split_by: "core" (the random region; see `core_spans`) or "sequence" (all of it).
     Returns:
         float64 array, shape (N,).
     """
+    if split_by not in SPLIT_BY:
+        raise DataError(f"split_by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
     if len(seqs) == 0:
         return np.zeros(0)
-    max_len = pc.max(pc.binary_length(seqs)).as_py()
-    width = -(-max_len // 8) * 8
+    if split_by == "core":
+        seqs = _slice_rows(seqs, *core_spans(seqs))
+    width = max(8, -(-pc.max(pc.binary_length(seqs)).as_py() // 8) * 8)
     fwd = _position_hash(_padded_matrix(seqs, width, "left"))
     # Reversing a right-aligned row gives the reverse strand left-aligned: no string copies.
     rev = _position_hash(_COMPLEMENT[_padded_matrix(seqs, width, "right")[:, ::-1]])
@@ -87,9 +167,9 @@ def split_uniform(seqs: pa.Array, seed: int = 0) -> np.ndarray:
     return (key >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def assign_splits(seqs: pa.Array, fractions: SplitFractions, seed: int = 0) -> np.ndarray:
+def assign_splits(seqs: pa.Array, fractions: SplitFractions, seed: int = 0, split_by: str = "core") -> np.ndarray:
     """Split index per sequence: 0 = train, 1 = val, 2 = test (see `SPLITS`)."""
-    u = split_uniform(seqs, seed)
+    u = split_uniform(seqs, seed, split_by)
     out = np.zeros(len(u), dtype=np.int8)
     out[u < fractions.val + fractions.test] = 2
     out[u < fractions.val] = 1

@@ -25,9 +25,8 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import r2_score
 
-from raydream.data.construct import LEFT_FLANK, RIGHT_FLANK
+from raydream.data.construct import LEFT_FLANK, RANDOM_LENGTH, RIGHT_FLANK
 
-RANDOM_LENGTH = 80
 NUM_BINS = 18  # bins 0..17
 
 
@@ -131,6 +130,12 @@ class Library:
     def noise_ceiling_r2(self) -> float:
         """R^2 of the best possible predictor, E[value | sequence], on this library."""
         return float(r2_score(self.measured, self.expected))
+
+    def noise_ceiling_r2_of(self, rows: np.ndarray) -> float | None:
+        """The noise ceiling on a subset of rows (a boolean mask); None under two rows."""
+        if int(np.count_nonzero(rows)) < 2:
+            return None
+        return float(r2_score(self.measured[rows], self.expected[rows]))
 
 
 def generate_library(n: int, seed: int = 0, model: MeasurementModel = MeasurementModel()) -> Library:
