@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -396,6 +397,15 @@ class _SpaceLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: PyYAML says so when it builds the mapping
                 continue
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.2 reads 1e-3 and 5E4 as numbers; PyYAML (YAML 1.1) wants a dot in the mantissa and a
+# sign in the exponent, and read them as strings.
+_SpaceLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def parse_space(text: str, path: str | os.PathLike) -> "SearchSpace | FamilySpace":

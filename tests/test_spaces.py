@@ -72,6 +72,19 @@ train:
     assert space.sampled_keys() == ["model_config.channels", "model_config.dropout", "train.lr", "train.batch_size"]
 
 
+def test_numbers_in_e_notation_without_a_dot_are_numbers(tmp_path):
+    # YAML 1.2 reads them as floats; PyYAML's YAML 1.1 rules made them strings.
+    space = load_space(write(tmp_path, """
+model: resnet
+train:
+  lr: {loguniform: [1e-4, 1E-2]}
+  weight_decay: 5e-5
+  sgd_momentum: 9e-1
+"""))
+    assert space.train["lr"] == Distribution("loguniform", (1e-4, 1e-2))
+    assert space.train["weight_decay"] == 5e-5 and space.train["sgd_momentum"] == 0.9
+
+
 CONDITIONAL = """
 model: cls_cnn
 model_config:
