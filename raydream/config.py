@@ -19,7 +19,7 @@ def from_dict(cls: type[T], values: Mapping[str, Any] | None, where: str) -> T:
     Args:
         cls: a dataclass type whose fields all have defaults.
         values: the keys to set; None means all defaults.
-        where: names the source in error messages, e.g. "search_spaces/resnet.yaml: model".
+        where: names the source in error messages, e.g. "raydream/search_spaces/resnet.yaml: model".
     Raises:
         ConfigError: naming `where`, the unknown key and the keys that are allowed, or the
             field's own validation message.

@@ -110,5 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def console() -> int:
+    """The `raydream-predict` command: the same as `python -m raydream.predict`."""
+    return run_cli(main)
+
+
 if __name__ == "__main__":
     raise SystemExit(run_cli(main))

@@ -81,5 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def console() -> int:
+    """The `raydream-prepare` command: the same as `python -m raydream.prepare`."""
+    return run_cli(main)
+
+
 if __name__ == "__main__":
     raise SystemExit(run_cli(main))

@@ -264,5 +264,10 @@ def _draw(found, table: pd.DataFrame, experiment: Path, out: Path, split: str) -
     return written
 
 
+def console() -> int:
+    """The `raydream-report` command: the same as `python -m raydream.report`."""
+    return run_cli(main)
+
+
 if __name__ == "__main__":
     raise SystemExit(run_cli(main))

@@ -628,5 +628,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def console() -> int:
+    """The `raydream-results` command: the same as `python -m raydream.results`."""
+    return run_cli(main)
+
+
 if __name__ == "__main__":
     raise SystemExit(run_cli(main))

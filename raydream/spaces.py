@@ -219,13 +219,12 @@ class FamilySpace:
 
 
 def spaces_dirs() -> list[Path]:
-    """Where named spaces are looked up: ./search_spaces, then the ones shipped with raydream."""
-    here = Path(__file__).resolve().parent
-    dirs = [
-        Path.cwd() / "search_spaces",
-        here.parent / "search_spaces",  # source checkout / editable install
-        Path(sys.prefix) / "share" / "raydream" / "search_spaces",  # wheel install (data-files)
-    ]
+    """Where named spaces are looked up: ./search_spaces (the user's own), then the ones
+    shipped inside the raydream package (found through importlib.resources, so that every
+    kind of install has them)."""
+    from importlib import resources
+
+    dirs = [Path.cwd() / "search_spaces", Path(str(resources.files("raydream") / "search_spaces"))]
     unique: list[Path] = []
     for d in dirs:
         if d.is_dir() and d not in unique:

@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m raydream.tune",
         description="Search model hyperparameters with Ray Tune (ASHA) over Ray Train runs.",
     )
-    p.add_argument("--space", default="resnet", help="search space name (search_spaces/NAME.yaml) or YAML path (default resnet)")
+    p.add_argument("--space", default="resnet", help="search space name (raydream/search_spaces/NAME.yaml, or ./search_spaces/NAME.yaml) or YAML path (default resnet)")
     p.add_argument("--data", default=None, help="DREAM text file, or prepared dataset dir or URI (s3://...) "
                    "(default: embedded 6,370-row DREAM sample)")
     p.add_argument("--metric", choices=tuple(METRICS), default=DEFAULT_METRIC,
@@ -740,6 +740,11 @@ def _summary(metric: str, best, test: dict[str, float] | None, ensemble: dict[st
         verdict = "beats" if better(metric, scores[key], theirs) else "does not beat"
         print(f"the {name} {verdict} the k-mer ridge by {METRIC_LABELS[metric]}: {scores[key]:.4f} against "
               f"{theirs:.4f}")
+
+
+def console() -> int:
+    """The `raydream-tune` command: the same as `python -m raydream.tune`."""
+    return run_cli(main)
 
 
 if __name__ == "__main__":

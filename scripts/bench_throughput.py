@@ -30,7 +30,7 @@ from raydream.train.optim import make_recipe
 from raydream.train.steps import predict, train_epoch
 
 FULL_TRAIN_ROWS = int(6_739_258 * 0.8)  # the DREAM training set under the default 80/10/10 split
-# Each family's loss and inputs as its search space sets them (search_spaces/NAME.yaml).
+# Each family's loss and inputs as its search space sets them (raydream/search_spaces/NAME.yaml).
 FAMILY_TRAIN = {
     "baseline_cnn": {},
     "resnet": {},
