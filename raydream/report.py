@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="directory for the PNG files (default: EXPERIMENT/report)")
     p.add_argument("--split", choices=("val", "test"), default="test",
                    help="split the best checkpoint is plotted on (default test, held out from the search)")
+    p.add_argument("--data", default=None,
+                   help="the dataset to plot the best checkpoint on (a prepared directory or URI, or a DREAM file), "
+                        "instead of the one the search recorded: for a dataset that has moved since")
     return p
 
 
@@ -231,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Every figure is drawn into a staging directory first and moved into place only when
         # all are drawn: a failure leaves no figure of this run behind.
         with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as staging:
-            drawn = _draw(found, table, experiment, Path(staging), args.split)
+            drawn = _draw(found, table, experiment, Path(staging), args.split, args.data)
             written = []
             for path in drawn:
                 os.replace(path, out / path.name)
@@ -245,8 +248,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _draw(found, table: pd.DataFrame, experiment: Path, out: Path, split: str) -> list[Path]:
-    """Draw the report's figures into `out`; returns their paths."""
+def _plot_data(experiment: Path, recorded: str | None, given: str | None) -> str | None:
+    """The dataset the best checkpoint is plotted on: `given` (--data), else the one the
+    search recorded, which must still be readable where it was."""
+    from raydream.data.prepare import load_manifest, resolve_dataset
+
+    if given is not None:
+        return str(resolve_dataset(given))
+    if recorded is None:
+        return None
+    try:
+        load_manifest(recorded)
+    except DataError as err:
+        raise DataError(f"{experiment}: the search's dataset cannot be read where it was recorded ({err}); give "
+                        f"where it is now with --data DIR") from None
+    return recorded
+
+
+def _draw(found, table: pd.DataFrame, experiment: Path, out: Path, split: str, data: str | None = None) -> list[Path]:
+    """Draw the report's figures into `out`; returns their paths. `data`: --data."""
     metric = found.metric
     history = {r.trial_id: r.history for r in found.records if r.history is not None and metric in r.history}
     keys = list(short_names(found.keys).values())
@@ -256,8 +276,9 @@ def _draw(found, table: pd.DataFrame, experiment: Path, out: Path, split: str) -
         plot_best_so_far(search_progress(table, history, metric), out / "best_so_far.png", metric),
         plot_hyperparameters(table, keys, out / "hyperparameters.png", metric),
     ]
-    if found.info.get("data"):
-        measured, predicted, title = _best_predictions(table, found.info["data"], split)
+    data_dir = _plot_data(experiment, found.info.get("data"), data)
+    if data_dir is not None:
+        measured, predicted, title = _best_predictions(table, data_dir, split)
         written.insert(0, plot_pred_vs_measured(measured, predicted, title, out / "pred_vs_measured.png"))
     else:
         print(f"raydream: {experiment} has no {SEARCH_FILE} naming its data; skipped pred_vs_measured.png")

@@ -66,3 +66,18 @@ def test_prediction_plot_survives_constant_predictions(tmp_path):
     assert _is_png(path)
     # Constant predictions have no correlation (NaN) and no 2-D density, but still plot.
     assert _is_png(plot_pred_vs_measured(measured, np.full(300, 10.0), "t", tmp_path / "b.png"))
+
+
+def test_a_moved_dataset_is_named_and_found_again_with_data(experiment, dream_file, tmp_path, capsys):
+    from raydream.data.prepare import prepare_dataset
+
+    moved = tmp_path / "moved"
+    prepare_dataset(dream_file, moved)
+    info = json.loads((experiment / "raydream_search.json").read_text())
+    write_search_info(experiment, {**info, "data": str(tmp_path / "gone")})
+    assert run_cli(main, [str(experiment)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {experiment}: the search's dataset cannot be read where it was recorded (")
+    assert err.rstrip().endswith("give where it is now with --data DIR") and not (experiment / "report").exists()
+    assert main([str(experiment), "--data", str(moved)]) == 0
+    assert _is_png(experiment / "report" / "pred_vs_measured.png")
