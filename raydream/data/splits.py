@@ -118,8 +118,8 @@ def core_spans(seqs: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def _slice_rows(seqs: pa.Array, start: np.ndarray, end: np.ndarray) -> pa.Array:
     """Each string's [start, end) bytes, as a new string array."""
     width = max(1, pc.max(pc.binary_length(seqs)).as_py())
-    step = np.arange(width, dtype=np.int16)[None, :]
-    keep = (step >= start.astype(np.int16)[:, None]) & (step < end.astype(np.int16)[:, None])
+    step = np.arange(width, dtype=np.int32)[None, :]
+    keep = (step >= start.astype(np.int32)[:, None]) & (step < end.astype(np.int32)[:, None])
     data = _padded_matrix(seqs, width, "left")[keep]  # row by row, each row's span in order
     offsets = np.concatenate([[0], np.cumsum(end - start)]).astype(np.int32)
     return pa.StringArray.from_buffers(len(seqs), pa.py_buffer(offsets), pa.py_buffer(data.tobytes()))
