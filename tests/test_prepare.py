@@ -16,10 +16,11 @@ from raydream.data.prepare import (
     default_data_file,
     load_manifest,
     prepare_dataset,
+    read_split,
     resolve_dataset,
     split_files,
 )
-from raydream.data.splits import SplitFractions
+from raydream.data.splits import SPLITS, SplitFractions
 from raydream.errors import DataError
 
 from conftest import random_promoters, write_dream
@@ -146,6 +147,25 @@ def test_cli_runs_as_a_module(tmp_path, dream_file):
     assert done.returncode == 0, done.stderr
     assert "200 rows" in done.stdout
     assert load_manifest(out)["options"]["val_fraction"] == 0.25
+    assert load_manifest(out)["options"]["split_by"] == "core"
+
+
+def test_split_by_sequence_keeps_a_truncated_copy_apart_and_core_does_not(tmp_path):
+    # 300 promoters and a copy of each with 4 bases of the left flank cut: by core every copy
+    # lands in its original's split; by whole sequence about 80% do (independent draws).
+    seqs = random_promoters(300, seed=9)
+    source = write_dream(tmp_path / "copies.txt", seqs + [s[4:] for s in seqs], [1.0] * 600)
+    placed = {}
+    for split_by in ("core", "sequence"):
+        out = tmp_path / split_by
+        prepare_dataset(source, out, PrepareOptions(split_by=split_by))
+        assert load_manifest(out)["options"]["split_by"] == split_by
+        placed[split_by] = {s: name for name in SPLITS for s in read_split(out, name).column("sequence").to_pylist()}
+    for split_by, where in placed.items():
+        same = np.mean([where[s] == where[s[4:]] for s in seqs])
+        assert same == 1.0 if split_by == "core" else same < 0.9, (split_by, same)
+    with pytest.raises(DataError, match="split_by must be one of core, sequence"):
+        PrepareOptions(split_by="flank")
 
 
 def test_row_summary_in_blocks_matches_numpy_on_all_rows():
