@@ -373,7 +373,10 @@ def prepare_synthetic(
     model = MeasurementModel()
     library = generate_library(rows, seed, model)
     summary = library_summary(library, seed, model)
-    split = assign_splits(pa.array(library.sequences), options.fractions, options.split_seed, options.split_by)
+    block = 500_000  # rows hashed at once: bounded memory for a library of millions
+    split = np.concatenate([np.zeros(0, dtype=np.int8)] + [
+        assign_splits(pa.array(library.sequences[i:i + block]), options.fractions, options.split_seed, options.split_by)
+        for i in range(0, len(library.sequences), block)])
     summary["noise_ceiling_r2_by_split"] = {
         name: library.noise_ceiling_r2_of(split == index) for index, name in enumerate(SPLITS)
     }
