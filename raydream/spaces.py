@@ -34,7 +34,6 @@ import json
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any

@@ -511,3 +511,26 @@ def test_a_search_whose_trials_cannot_start_is_stopped_saying_what_they_wait_for
     again = SearchStallWatch(limit_s=5.0, plan=plan_resources({"CPU": 2}, 1, 1))
     assert pickle.loads(pickle.dumps(watch.callback)) is again.callback
     assert pickle.loads(pickle.dumps(watch.stopper)) is again.stopper
+
+
+def test_the_summary_sets_the_search_beside_the_baselines_and_a_synthetic_librarys_ceiling(capsys):
+    from raydream.tune import _summary
+
+    def scores(r2, pearson=0.5):
+        return {"r2": r2, "pearson": pearson, "spearman": pearson, "mse": 1 - r2}
+
+    baselines = {"fit_rows": 800, "val_rows": 100, "test_rows": 100, "baselines": {
+        "training mean": {"val": {**scores(0.0), "pearson": None, "spearman": None},
+                          "test": {**scores(-0.01), "pearson": None, "spearman": None}},
+        "k-mer ridge": {"ks": [1, 2, 3], "alpha": 10.0, "val": scores(0.3), "test": scores(0.35)}}}
+    best = pd.Series({"best_val_r2": 0.4, "val_pearson": 0.6, "val_spearman": 0.6, "val_mse": 0.6})
+    _summary("val_r2", best, scores(0.45), scores(0.5), baselines, {"train": 0.7, "val": 0.72, "test": 0.74})
+    out = capsys.readouterr().out
+    assert "On the held-out test split (the baselines fit on the first 800 training rows" in out
+    assert "  (noise ceiling of this synthetic library on the whole split: R^2 0.7400)\n" in out
+    assert "the best trial beats the k-mer ridge by R^2: 0.4500 against 0.3500" in out
+    assert "the mean of the top 3 checkpoints beats the k-mer ridge by R^2: 0.5000 against 0.3500" in out
+    _summary("val_r2", best, None, None, baselines, {})  # no test split scored; real data
+    out = capsys.readouterr().out
+    assert "On the validation split" in out and "noise ceiling" not in out
+    assert "the best trial beats the k-mer ridge by R^2: 0.4000 against 0.3000" in out
