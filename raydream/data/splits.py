@@ -37,6 +37,9 @@ for _a, _b in zip(b"ACGTN", b"TGCAN"):
     _COMPLEMENT[_a] = _b
 
 
+_COMPLEMENT_BYTES = _COMPLEMENT.tobytes()
+
+
 def _revcomp(seq: str) -> str:
     return bytes(_COMPLEMENT[np.frombuffer(seq.encode(), dtype=np.uint8)][::-1]).decode()
 
@@ -75,17 +78,32 @@ def _word_weights(n_words: int) -> np.ndarray:
     return _splitmix64(np.arange(n_words, dtype=np.uint64)) | np.uint64(1)
 
 
-def _find(seqs: pa.Array, pattern: str, from_end: bool) -> np.ndarray:
-    """Where `pattern` starts in each sequence's first (or last) ANCHOR_WINDOW bases, as a
-    position in the whole sequence; -1 where it is absent."""
-    if from_end:
-        window = pc.utf8_slice_codeunits(seqs, start=-ANCHOR_WINDOW)
-        offset = pc.binary_length(seqs).to_numpy().astype(np.int64) - pc.binary_length(window).to_numpy()
-    else:
-        window = pc.utf8_slice_codeunits(seqs, start=0, stop=ANCHOR_WINDOW)
-        offset = np.zeros(len(seqs), dtype=np.int64)
+def _windows(seqs: pa.Array) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """Each sequence's first and last ANCHOR_WINDOW bases, and where the last window starts."""
+    head = pc.utf8_slice_codeunits(seqs, start=0, stop=ANCHOR_WINDOW)
+    tail = pc.utf8_slice_codeunits(seqs, start=-ANCHOR_WINDOW)
+    tail_start = pc.binary_length(seqs).to_numpy().astype(np.int64) - pc.binary_length(tail).to_numpy()
+    return head, tail, tail_start
+
+
+def _find(window: pa.Array, pattern: str, offset: np.ndarray | int) -> np.ndarray:
+    """Where `pattern` starts in each window, as a position in the whole sequence (the window
+    starts at `offset`); -1 where it is absent."""
     found = pc.find_substring(window, pattern).to_numpy(zero_copy_only=False).astype(np.int64)
     return np.where(found >= 0, found + offset, -1)
+
+
+def _spans(seqs: pa.Array, lengths: np.ndarray, before: str, after: str) -> tuple[np.ndarray, ...]:
+    """(anchors found, start, end) of each sequence's core by one strand's pair of anchors."""
+    head, tail, tail_start = _windows(seqs)
+    left, right = _find(head, before, 0), _find(tail, after, tail_start)
+    has_left, has_right = left >= 0, right >= 0
+    # An "after" anchor that starts before the core's start is no anchor.
+    has_right &= ~has_left | (right >= left + ANCHOR)
+    start = np.where(has_left, left + ANCHOR, np.where(has_right, right - RANDOM_LENGTH, 0))
+    end = np.where(has_right, right, np.where(has_left, start + RANDOM_LENGTH, lengths))
+    found = has_left.astype(np.int8) + has_right
+    return found, np.clip(start, 0, lengths), np.clip(end, 0, lengths)
 
 
 def core_spans(seqs: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -93,46 +111,58 @@ def core_spans(seqs: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
     Both anchors found: the bases between them. One found: RANDOM_LENGTH bases from it
     (clipped to the sequence). None on either strand: the whole sequence. The strand with
-    more anchors wins, the forward one on a tie.
+    more anchors wins, the forward one on a tie (the reverse strand is looked at only for
+    sequences without both forward anchors).
     """
     lengths = pc.binary_length(seqs).to_numpy().astype(np.int64)
-    best = None
-    for before, after in _ORIENTATIONS:
-        left = _find(seqs, before, from_end=False)
-        right = _find(seqs, after, from_end=True)
-        has_left, has_right = left >= 0, right >= 0
-        # An "after" anchor that starts before the core's start is no anchor.
-        has_right &= ~has_left | (right >= left + ANCHOR)
-        start = np.where(has_left, left + ANCHOR, np.where(has_right, right - RANDOM_LENGTH, 0))
-        end = np.where(has_right, right, np.where(has_left, start + RANDOM_LENGTH, lengths))
-        found = has_left.astype(np.int8) + has_right
-        candidate = (found, np.clip(start, 0, lengths), np.clip(end, 0, lengths))
-        if best is None:
-            best = candidate
-        else:
-            better = candidate[0] > best[0]
-            best = tuple(np.where(better, new, old) for new, old in zip(candidate, best))
-    return best[1], best[2]
+    found, start, end = _spans(seqs, lengths, *_ORIENTATIONS[0])
+    unsure = np.flatnonzero(found < 2)
+    if len(unsure):
+        other = _spans(seqs.take(pa.array(unsure)), lengths[unsure], *_ORIENTATIONS[1])
+        better = unsure[other[0] > found[unsure]]
+        keep = other[0] > found[unsure]
+        start[better], end[better] = other[1][keep], other[2][keep]
+    return start, end
 
 
-def _slice_rows(seqs: pa.Array, start: np.ndarray, end: np.ndarray) -> pa.Array:
-    """Each string's [start, end) bytes, as a new string array."""
-    width = max(1, pc.max(pc.binary_length(seqs)).as_py())
-    step = np.arange(width, dtype=np.int32)[None, :]
-    keep = (step >= start.astype(np.int32)[:, None]) & (step < end.astype(np.int32)[:, None])
-    data = _padded_matrix(seqs, width, "left")[keep]  # row by row, each row's span in order
-    offsets = np.concatenate([[0], np.cumsum(end - start)]).astype(np.int32)
-    return pa.StringArray.from_buffers(len(seqs), pa.py_buffer(offsets), pa.py_buffer(data.tobytes()))
-
-
-def _padded_matrix(seqs: pa.Array, width: int, align: str) -> np.ndarray:
-    """(N, width) uint8 matrix of ASCII strings, zero-padded on the right ("left" align)
-    or on the left ("right" align)."""
-    pad = pc.ascii_rpad if align == "left" else pc.ascii_lpad
-    padded = pad(seqs, width=width, padding="\x00")
+def _padded_matrix(seqs: pa.Array, width: int) -> np.ndarray:
+    """(N, width) uint8 matrix of ASCII strings, left-aligned and zero-padded."""
+    padded = pc.ascii_rpad(seqs, width=width, padding="\x00")
     padded = pa.concat_arrays([padded]) if padded.offset else padded
     data = np.frombuffer(padded.buffers()[2], dtype=np.uint8, count=len(seqs) * width)
     return data.reshape(len(seqs), width)
+
+
+def _group(values: np.ndarray, value: int) -> np.ndarray | slice:
+    """The rows where `values` equals `value`: a mask, or a plain slice when it is all of them."""
+    rows = values == value
+    return slice(None) if rows.all() else rows
+
+
+def _span_matrices(seqs: pa.Array, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's [start, end) span, and its reverse complement, left-aligned in (N, W)
+    zero-padded matrices (W: the longest span, rounded up to 8 bytes). Rows are moved in
+    groups of one start (and of one length for the reverse), of which there are few."""
+    lengths = end - start
+    full = max(1, pc.max(pc.binary_length(seqs)).as_py())
+    width = max(8, -(-int(lengths.max()) // 8) * 8)
+    mat = _padded_matrix(seqs, full)
+    forward = np.zeros((len(start), width), dtype=np.uint8)
+    for offset in np.unique(start).tolist():
+        rows = _group(start, offset)
+        part = mat[rows, offset:offset + width]
+        forward[rows, : part.shape[1]] = part
+    if lengths.min() < width:
+        forward[np.arange(width)[None, :] >= lengths[:, None]] = 0
+    # The reverse strand: every row reversed whole, complemented, then each group of one
+    # length shifted left by the padding its reversal put in front.
+    flipped = np.ascontiguousarray(forward[:, ::-1])
+    flipped = np.frombuffer(flipped.tobytes().translate(_COMPLEMENT_BYTES), dtype=np.uint8).reshape(flipped.shape)
+    backward = np.zeros_like(forward)
+    for length in np.unique(lengths).tolist():
+        rows = _group(lengths, length)
+        backward[rows, :length] = flipped[rows, width - length:]
+    return forward, backward
 
 
 def _position_hash(mat: np.ndarray) -> np.ndarray:
@@ -157,11 +187,11 @@ def split_uniform(seqs: pa.Array, seed: int = 0, split_by: str = "core") -> np.n
     if len(seqs) == 0:
         return np.zeros(0)
     if split_by == "core":
-        seqs = _slice_rows(seqs, *core_spans(seqs))
-    width = max(8, -(-pc.max(pc.binary_length(seqs)).as_py() // 8) * 8)
-    fwd = _position_hash(_padded_matrix(seqs, width, "left"))
-    # Reversing a right-aligned row gives the reverse strand left-aligned: no string copies.
-    rev = _position_hash(_COMPLEMENT[_padded_matrix(seqs, width, "right")[:, ::-1]])
+        start, end = core_spans(seqs)
+    else:
+        start, end = np.zeros(len(seqs), dtype=np.int64), pc.binary_length(seqs).to_numpy().astype(np.int64)
+    forward, backward = _span_matrices(seqs, start, end)
+    fwd, rev = _position_hash(forward), _position_hash(backward)
     with np.errstate(over="ignore"):
         key = _splitmix64(fwd + rev + np.uint64(seed & 0xFFFFFFFFFFFFFFFF))
     return (key >> np.uint64(11)).astype(np.float64) / float(1 << 53)
