@@ -2,6 +2,7 @@
 spaces, the embedded sample, the type marker and the console scripts come with it."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,9 +17,14 @@ COMMANDS = ["raydream-prepare", "raydream-tune", "raydream-results", "raydream-r
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy of the project's files: setuptools writes build/ and *.egg-info next to
+    # the sources it builds, and a test leaves the checkout as it found it.
+    out, source = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("source")
+    for name in ["pyproject.toml", "README.md", "LICENSE"]:
+        shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(ROOT / "raydream", source / "raydream", ignore=shutil.ignore_patterns("__pycache__"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                            str(out), str(ROOT)], capture_output=True, text=True, timeout=240)
+                            str(out), str(source)], capture_output=True, text=True, timeout=240)
     assert built.returncode == 0, built.stderr[-3000:]
     (path,) = out.glob("raydream-*.whl")
     return path
