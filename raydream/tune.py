@@ -716,15 +716,16 @@ def _summary(metric: str, best, test: dict[str, float] | None, ensemble: dict[st
     key = metric.removeprefix("val_")
     ridge = baselines["baselines"]["k-mer ridge"]
     on_test = bool(test and ridge["test"])
+    part = "test" if on_test else "val"  # the split the block scores on
     split = "held-out test" if on_test else "validation"
     ours = test if on_test else {m.removeprefix("val_"): float(best[best_column(m) if m == metric else m])
                                  for m in METRICS}
     rows = [("best trial", ours)]
     if ensemble and on_test:
         rows.append((f"mean of the top {ENSEMBLE_SIZE} checkpoints", ensemble))
-    rows += [(name, entry["test" if on_test else "val"]) for name, entry in baselines["baselines"].items()]
+    rows += [(name, entry[part]) for name, entry in baselines["baselines"].items()]
     width = max(len(name) for name, _ in rows)
-    rows_scored = baselines["test_rows" if on_test else "val_rows"]
+    rows_scored = baselines[f"{part}_rows"]
     print(f"\nOn the {split} split (the baselines fit on the first {baselines['fit_rows']:,} training rows and "
           f"scored on the first {rows_scored:,} of the split; the k-mer ridge with k = "
           f"{min(ridge['ks'])}-{max(ridge['ks'])} and alpha {ridge['alpha']:g}):")
@@ -732,10 +733,10 @@ def _summary(metric: str, best, test: dict[str, float] | None, ensemble: dict[st
         print(f"  {name:<{width}}  " + ", ".join(
             f"{METRIC_LABELS['val_' + k]} " + ("-" if scores.get(k) is None else f"{scores[k]:.4f}")
             for k in ("r2", "pearson", "spearman", "mse")))
-    if ceilings.get("test" if on_test else "val") is not None:
+    if ceilings.get(part) is not None:
         print(f"  (noise ceiling of this synthetic library on the whole split: {METRIC_LABELS['val_r2']} "
-              f"{ceilings['test' if on_test else 'val']:.4f})")
-    theirs = ridge["test" if on_test else "val"][key]
+              f"{ceilings[part]:.4f})")
+    theirs = ridge[part][key]
     for name, scores in rows[:2 if ensemble and on_test else 1]:
         verdict = "beats" if better(metric, scores[key], theirs) else "does not beat"
         print(f"the {name} {verdict} the k-mer ridge by {METRIC_LABELS[metric]}: {scores[key]:.4f} against "

@@ -78,12 +78,11 @@ def _word_weights(n_words: int) -> np.ndarray:
     return _splitmix64(np.arange(n_words, dtype=np.uint64)) | np.uint64(1)
 
 
-def _windows(seqs: pa.Array) -> tuple[pa.Array, pa.Array, np.ndarray]:
+def _windows(seqs: pa.Array, lengths: np.ndarray) -> tuple[pa.Array, pa.Array, np.ndarray]:
     """Each sequence's first and last ANCHOR_WINDOW bases, and where the last window starts."""
     head = pc.utf8_slice_codeunits(seqs, start=0, stop=ANCHOR_WINDOW)
     tail = pc.utf8_slice_codeunits(seqs, start=-ANCHOR_WINDOW)
-    tail_start = pc.binary_length(seqs).to_numpy().astype(np.int64) - pc.binary_length(tail).to_numpy()
-    return head, tail, tail_start
+    return head, tail, lengths - np.minimum(lengths, ANCHOR_WINDOW)
 
 
 def _find(window: pa.Array, pattern: str, offset: np.ndarray | int) -> np.ndarray:
@@ -95,7 +94,7 @@ def _find(window: pa.Array, pattern: str, offset: np.ndarray | int) -> np.ndarra
 
 def _spans(seqs: pa.Array, lengths: np.ndarray, before: str, after: str) -> tuple[np.ndarray, ...]:
     """(anchors found, start, end) of each sequence's core by one strand's pair of anchors."""
-    head, tail, tail_start = _windows(seqs)
+    head, tail, tail_start = _windows(seqs, lengths)
     left, right = _find(head, before, 0), _find(tail, after, tail_start)
     has_left, has_right = left >= 0, right >= 0
     # An "after" anchor that starts before the core's start is no anchor.
@@ -119,9 +118,8 @@ def core_spans(seqs: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     unsure = np.flatnonzero(found < 2)
     if len(unsure):
         other = _spans(seqs.take(pa.array(unsure)), lengths[unsure], *_ORIENTATIONS[1])
-        better = unsure[other[0] > found[unsure]]
         keep = other[0] > found[unsure]
-        start[better], end[better] = other[1][keep], other[2][keep]
+        start[unsure[keep]], end[unsure[keep]] = other[1][keep], other[2][keep]
     return start, end
 
 
