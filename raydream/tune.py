@@ -36,6 +36,8 @@ import json
 import logging
 import math
 import os
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -406,6 +408,10 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
         setup = TrialSetup(search.data, experiment, search.num_workers, search.cpus_per_worker, gpus,
                            search.keep_checkpoints, search.stall_timeout, search.torch_backend, data_node)
         _print_header(search, plan, resume)
+        if space.model != "random_forest":  # a forest's trials read the splits in their own process
+            setup = _read_once(setup, cluster, search.stall_timeout, args.verbose)
+            if setup is None:
+                return STALLED
         watch = SearchStallWatch(search.stall_timeout, plan)
         if resume:
             # the search's callbacks and stopper, pickled in its experiment, unpickle as `watch`
@@ -413,13 +419,44 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
         else:
             search.write()
             tuner = _new_tuner(search, trainable(space, setup, plan), plan, args.verbose, watch)
+        baselines = InBackground(_fit_baselines, search.data)  # while the trials train
         tuner.fit()
         if search.repeats and not watch.reason and _search_finished(search, time.monotonic() - started):
             watch = SearchStallWatch(search.stall_timeout, plan)
             _run_repeats(search, setup, plan, args.verbose, watch)
     finally:
         ray.shutdown()
-    return _finish(search, time.monotonic() - started, watch.reason)
+    return _finish(search, time.monotonic() - started, watch.reason, baselines)
+
+
+class InBackground:
+    """fn(*args) run in a daemon thread (one that does not hold up the process's exit);
+    `result()` waits for it and returns its value or raises its exception."""
+
+    def __init__(self, fn, *args) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, *args), name=f"background-{fn.__name__}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, *args) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as err:  # re-raised by result()
+            self._error = err
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _fit_baselines(data: str) -> dict[str, Any]:
+    from raydream.train.baselines import fit_baselines
+
+    return fit_baselines(data)
 
 
 def _train_env(stall_timeout: float) -> dict[str, str]:
@@ -442,6 +479,37 @@ def _check_local_fit(space: SearchSpace | FamilySpace, num_workers: int, cpus_pe
     check_torch_backend(torch_backend, gpus)
     plan_resources(machine, num_workers, cpus_per_worker, gpus, train_run=space.model != "random_forest",
                    torch_backend=torch_backend)
+
+
+def _read_once(setup, cluster: dict[str, float], timeout_s: float, verbose: int):
+    """`raydream.train.loop.read_once`, saying what it did; None (and an error line) when the
+    reads took over `timeout_s` seconds."""
+    import ray.data
+
+    from raydream.train.loop import read_once
+
+    # The datasets carry this context to the trials: no progress bars there, nor here.
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    started = time.monotonic()
+    data_logs = logging.getLogger("ray.data")
+    level = data_logs.level
+    if not verbose:  # Ray Data's lines about each execution and its progress bars
+        data_logs.setLevel(logging.ERROR)
+    try:
+        read = read_once(setup, cluster.get("object_store_memory", 0.0), timeout_s)
+    except TimeoutError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+    finally:
+        data_logs.setLevel(level)
+    if read.datasets is None:
+        print("raydream: the train and val splits are larger than a quarter of Ray's object store; each trial "
+              "reads them itself")
+    else:
+        rows = sum(d.count() for d in read.datasets.values())
+        print(f"raydream: the train and val splits ({rows:,} rows) read once into Ray's object store for every "
+              f"trial ({time.monotonic() - started:.1f} s)")
+    return read
 
 
 def local_resources(num_cpus: int | None) -> dict[str, float]:
@@ -614,9 +682,11 @@ def _searcher(search: Search, max_concurrent: int, verbose: int):
     return BasicVariantGenerator(random_state=search.seed, max_concurrent=max_concurrent)
 
 
-def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
-    """Write and print the ranked table, with the baselines fitted on the search's splits;
-    score the best checkpoints on the test split next to the baselines.
+def _finish(search: Search, elapsed: float, stalled: str | None = None,
+            fitting: InBackground | None = None) -> int:
+    """Write and print the ranked table, with the baselines fitted on the search's splits
+    (by `fitting`, started with the search, when given); score the best checkpoints on the
+    test split next to the baselines.
 
     An experiment in an object store is first mirrored here (the trials' files and kept
     checkpoints), and the table is uploaded next to it. stalled: why the search was stopped
@@ -634,9 +704,7 @@ def _finish(search: Search, elapsed: float, stalled: str | None = None) -> int:
     scored = best is not None and math.isfinite(best[best_column(search.metric)])
     baselines = None
     if scored and not stalled and (out_of_time or not unfinished):
-        from raydream.train.baselines import fit_baselines
-
-        baselines = fit_baselines(search.data)
+        baselines = fitting.result() if fitting is not None else _fit_baselines(search.data)
         storage.write_text(storage.join(experiment, BASELINES_FILE), json.dumps(baselines, indent=1) + "\n")
     print(f"\nTrials ranked by best validation {label}" + (", with the baselines" if baselines else "") + ":")
     print(format_table(with_baselines(table, baselines)))

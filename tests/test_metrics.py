@@ -38,3 +38,16 @@ def test_bad_shapes_are_rejected():
         regression_metrics([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match="at least 2"):
         regression_metrics([1], [1])
+
+
+def test_non_finite_predictions_give_nan_scores():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    m = regression_metrics(y, np.array([1.0, np.nan, 3.0, 4.0]))
+    assert np.isnan(m["pearson"]) and np.isnan(m["spearman"]) and np.isnan(m["r2"]) and np.isnan(m["mse"])
+
+
+def test_ties_rank_as_scipy_ranks_them():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 18, 300).astype(float)  # whole-number bins: many ties
+    p = y + rng.normal(0, 3, 300).round()
+    assert regression_metrics(y, p)["spearman"] == pytest.approx(stats.spearmanr(y, p)[0])

@@ -8,6 +8,7 @@ search beside a second Ray instance on a loaded machine is in tests/test_faults.
   `--stall-timeout` with one line that says so, and is retried once the CPUs are free.
 """
 
+import re
 import subprocess
 import sys
 import time
@@ -74,6 +75,8 @@ def test_two_searches_submitted_at_once_to_one_cluster_both_finish(cluster, tmp_
         for name, proc in searches.items():
             out = _finish(proc, tmp_path / f"{name}.log", deadline)
             assert "up to 1 trial(s) at a time" in out
+            # Each search read its splits once, beside the other search's trial.
+            assert re.search(r"the train and val splits \([\d,]+ rows\) read once into Ray's object store", out)
             assert _statuses(tmp_path / "results" / name) == ["completed"]
     finally:
         for proc in searches.values():

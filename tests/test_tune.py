@@ -534,3 +534,15 @@ def test_the_summary_sets_the_search_beside_the_baselines_and_a_synthetic_librar
     out = capsys.readouterr().out
     assert "On the validation split" in out and "noise ceiling" not in out
     assert "the best trial beats the k-mer ridge by R^2: 0.4000 against 0.3000" in out
+
+
+def test_work_in_the_background_returns_its_value_or_raises_its_error():
+    from raydream.tune import InBackground
+
+    assert InBackground(sum, [1, 2, 3]).result() == 6
+
+    def fails():
+        raise ValueError("no baselines")
+
+    with pytest.raises(ValueError, match="no baselines"):
+        InBackground(fails).result()

@@ -56,8 +56,12 @@ class TrainConfig:
     head_scalars: bool = False  # feed GC fraction and melting temperature to the network's head
     precision: str = "fp32"  # training math: fp32, or bf16 / fp16 mixed precision (fp16: CUDA only)
     seed: int = 0  # seeds weights, shuffling and augmentation
-    train_rows: int = 0  # use only the first N training rows (0 = all); for smoke runs
+    train_rows: int = 0  # use only the first N training rows (0 = all; several workers: N/workers of each one's shard)
     val_rows: int = 0  # use only the first N validation rows (0 = all)
+    # Keep each worker's training rows in memory, encoded, after its first epoch reads them
+    # through Ray Data, when they take at most a quarter of the memory free on its node;
+    # False reads them through Ray Data every epoch (raydream.train.loop.TrainingRows).
+    cache_rows: bool = True
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.weight_decay < 0:

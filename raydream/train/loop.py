@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import tempfile
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import ray
@@ -32,7 +33,7 @@ from raydream.config import from_dict
 from raydream.metrics import regression_metrics
 from raydream.seeding import seed_everything
 from raydream.train.config import DATA_CPUS_PER_WORKER, DEFAULT_STALL_TIMEOUT_S, TrainConfig, build_model_config
-from raydream.train.steps import encode_batch, model_and_recipe, predict, train_epoch
+from raydream.train.steps import CODES, encode_batch, input_codes, model_and_recipe, predict, train_epoch
 from raydream.train.weights import DensityWeights
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class TrialSetup:
         node can read it (an object-store URI). Every read of a local dataset runs there, and
         its rows reach the workers on other nodes through Ray's object store, so a dataset on
         the head's disk (the embedded sample, prepared into ~/.cache) trains on any cluster.
+    datasets: the train and val splits as Ray Datasets read once for the whole search
+        (`read_once`), or None: each trial's Train run reads the shards itself.
     """
 
     data_dir: str
@@ -75,6 +78,7 @@ class TrialSetup:
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
     torch_backend: str | None = None
     data_node: str | None = None
+    datasets: Mapping[str, Any] | None = None
 
 
 def _is_distributed() -> bool:
@@ -138,6 +142,121 @@ def epoch_batches(shard: "ray.data.DataIterator", tcfg: TrainConfig, epoch: int,
     )
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this node can still give out (Linux's MemAvailable, else its free
+    pages), or None where neither can be read."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class TrainingRows:
+    """A worker's training batches for each epoch.
+
+    With `keep`, the worker reads its shard of the train split through Ray Data once, in its
+    first epoch, in order (the first `limit` rows, 0: all), and keeps it, already encoded as
+    the model's byte matrix (`input_codes`); every epoch is then a full permutation of those
+    rows in memory, seeded by seed, epoch and rank. Without `keep` (the rows would not fit),
+    every epoch reads the shard through Ray Data again, shuffled within a window of
+    SHUFFLE_BATCHES batches, and `limit` cuts that stream.
+
+    Kept, an epoch costs no Ray Data execution (a new one starts with every read of a
+    dataset: about 2 s an epoch in the quick start's trials on 2 cores) and no encoding. With
+    several workers, each keeps the rows its first read gave it; all of them together still
+    hold every training row once.
+    """
+
+    def __init__(self, shard: "ray.data.DataIterator", tcfg: TrainConfig, rank: int, keep: bool,
+                 limit: int = 0) -> None:
+        self._shard, self._tcfg, self._rank, self._keep, self._limit = shard, tcfg, rank, keep, limit
+        self._codes: np.ndarray | None = None
+        self._labels: np.ndarray | None = None
+
+    @property
+    def kept(self) -> bool:
+        """Whether the rows are held in memory."""
+        return self._codes is not None
+
+    def epoch(self, epoch: int) -> Iterator[dict]:
+        if self._keep and self._codes is None:
+            self._read()
+        if self._codes is None:
+            yield from first_rows(epoch_batches(self._shard, self._tcfg, epoch, self._rank), self._limit)
+            return
+        order = np.random.default_rng([self._tcfg.seed, epoch, self._rank]).permutation(len(self._labels))
+        for start in range(0, len(order), self._tcfg.batch_size):
+            rows = order[start:start + self._tcfg.batch_size]
+            yield {CODES: self._codes[rows], "expression": self._labels[rows]}
+
+    def in_order(self) -> Iterator[dict]:
+        """All the rows once, unshuffled (SWA's BatchNorm pass)."""
+        if self._codes is None:
+            yield from self._stream()
+            return
+        for start in range(0, len(self._labels), self._tcfg.batch_size):
+            yield {CODES: self._codes[start:start + self._tcfg.batch_size],
+                   "expression": self._labels[start:start + self._tcfg.batch_size]}
+
+    def _stream(self) -> Iterator[dict]:
+        return first_rows(self._shard.iter_batches(batch_size=self._tcfg.batch_size, batch_format="numpy"),
+                          self._limit)
+
+    def _read(self) -> None:
+        codes, labels = [np.zeros((0, self._tcfg.seq_len), np.uint8)], [np.zeros(0)]
+        for batch in self._stream():
+            codes.append(input_codes(batch, self._tcfg))
+            labels.append(np.asarray(batch["expression"], dtype=np.float64))
+        self._codes, self._labels = np.concatenate(codes), np.concatenate(labels)
+
+
+def first_rows(batches: Iterable[dict], limit: int) -> Iterator[dict]:
+    """The batches up to the first `limit` rows (0: all of them), the last one cut short.
+
+    Workers cut their datasets to train_rows / val_rows this way when the search read the
+    splits once (`read_once`): a Ray Data limit on a materialized dataset slices its blocks
+    with tasks of its own, which took ~1.3 s of each trial's first epoch on 2 cores.
+    """
+    left = limit
+    for batch in batches:
+        if limit:
+            if left <= 0:
+                return
+            n = len(batch["expression"])
+            if n > left:
+                batch = {key: value[:left] for key, value in batch.items()}
+            left -= n
+        yield batch
+
+
+def keeps_rows(tcfg: TrainConfig, rows: int, free_bytes: int | None) -> bool:
+    """Whether a worker keeps its `rows` training rows in memory: `tcfg.cache_rows`, and the
+    encoded rows (seq_len bytes and a float64 label each) take at most a quarter of
+    `free_bytes` (the node's available memory; None: unknown, not kept)."""
+    return tcfg.cache_rows and free_bytes is not None and rows * (tcfg.seq_len + 8) <= free_bytes / 4
+
+
+def _timed(batches: Iterable[dict], clock: list[float]) -> Iterator[dict]:
+    """`batches`, adding the seconds spent waiting for each one to clock[0]."""
+    iterator = iter(batches)
+    while True:
+        started = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            clock[0] += time.perf_counter() - started
+        yield batch
+
+
 def starting_checkpoint(loop_config: dict) -> "ray.train.Checkpoint | None":
     """Where a worker starts from: Ray Train's latest checkpoint when Train restarts its
     workers, else `loop_config["resume_checkpoint"]` when the trial is resumed."""
@@ -154,8 +273,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
     Reports per epoch: epoch, train_loss, val_r2, val_pearson, val_spearman, val_mse, lr,
     optimizer (the recipe's phase), workers (the world size), train_samples_per_s (training
     rows of all workers per second of the epoch's training pass: reading, encoding and
-    steps), epoch_s (seconds of this worker's training pass and validation; the checkpoint's
-    write is not in it), and a checkpoint (Ray keeps the best by val_r2 and the latest).
+    steps), data_s (seconds of that pass spent waiting for batches), rows_kept (whether the
+    worker holds its training rows in memory, `TrainingRows`), epoch_s (seconds of this
+    worker's training pass and validation; the checkpoint's write is not in it), and a
+    checkpoint (Tune keeps the best by the search's metric and the latest).
     """
     name = loop_config["model"]
     tcfg = from_dict(TrainConfig, loop_config["train"], "train")
@@ -175,31 +296,36 @@ def train_loop_per_worker(loop_config: dict) -> None:
             name, mcfg, tcfg, int(loop_config.get("steps_per_epoch", 1)), device, directory)
     model = ray.train.torch.prepare_model(raw)
 
-    train_shard = ray.train.get_dataset_shard("train")
+    rows_per_worker = int(loop_config.get("steps_per_epoch", 1)) * tcfg.batch_size
+    training = TrainingRows(ray.train.get_dataset_shard("train"), tcfg, rank,
+                            keeps_rows(tcfg, rows_per_worker, available_memory()), tcfg.train_rows // world_size)
     val_shard = ray.train.get_dataset_shard("val")
 
     def train_inputs():  # unshuffled, unaugmented training inputs (SWA's BatchNorm pass)
-        for batch in train_shard.iter_batches(batch_size=tcfg.batch_size, batch_format="numpy"):
+        for batch in training.in_order():
             yield encode_batch(batch, tcfg, device)[0]
 
-    # This worker's share of the validation rows, read on the first epoch. Every read of a
-    # dataset is a new Ray Data execution, and one of even a few rows took ~9 s per epoch on
-    # 2 cores. The full DREAM validation split is ~115 MB as Python strings, shared out
-    # between the workers.
+    # This worker's share of the validation rows, read and encoded on the first epoch. Every
+    # read of a dataset is a new Ray Data execution, and one of even a few rows took ~9 s per
+    # epoch on 2 cores. The full DREAM validation split is ~74 MB as 110-byte rows, shared
+    # out between the workers.
     val_share: list[dict] | None = None
     for epoch in range(start_epoch, tcfg.max_epochs + 1):
         recipe.start_epoch(epoch)
-        batches = epoch_batches(train_shard, tcfg, epoch, rank)
+        waited = [0.0]
         started = time.perf_counter()
-        loss_sum, count = train_epoch(model, recipe, batches, tcfg, device, generator, loop_config.get("weights"))
+        loss_sum, count = train_epoch(model, recipe, _timed(training.epoch(epoch), waited), tcfg, device, generator,
+                                      loop_config.get("weights"))
         train_s = time.perf_counter() - started  # reading, encoding and steps, validation excluded
         loss_sum, count = _sum_across_workers(device, loss_sum, count)
 
         evaluated = recipe.eval_model(raw, train_inputs)
         _sync_buffers(evaluated)
         if val_share is None:  # read once, kept for the later epochs
-            val_batches = val_shard.iter_batches(batch_size=max(tcfg.batch_size, 256), batch_format="numpy")
-            val_share = list(_rows_of_rank(val_batches, rank, world_size))
+            val_batches = first_rows(val_shard.iter_batches(batch_size=max(tcfg.batch_size, 256), batch_format="numpy"),
+                                     tcfg.val_rows)
+            val_share = [{CODES: input_codes(b, tcfg), "expression": b["expression"]}
+                         for b in _rows_of_rank(val_batches, rank, world_size)]
         preds, labels = predict(evaluated, val_share, tcfg, device)
         scores = regression_metrics(_gather(labels), _gather(preds))
         recipe.end_epoch(scores["mse"])
@@ -212,6 +338,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
             "optimizer": recipe.phase,
             "workers": world_size,
             "train_samples_per_s": count / max(train_s, 1e-9),  # all workers' rows / this worker's time
+            "data_s": waited[0],  # of the training pass, waiting for batches (reads, shuffles)
+            "rows_kept": training.kept,
             # Timed here: the controller sees a report only when it next polls the workers.
             "epoch_s": time.perf_counter() - started,
         }
@@ -313,6 +441,65 @@ def read_shards(data_dir: str, split: str, concurrency: int = 1, node: str | Non
         context.use_datasource_v2 = saved
 
 
+# The train and val splits are read once for a whole search when their rows take at most
+# this share of the cluster's object store (`read_once`).
+READ_ONCE_SHARE = 0.25
+SPLITS_READ = ("train", "val")
+
+
+def split_bytes(data_dir: str) -> int:
+    """About how many bytes the train and val splits of a prepared dataset take in Ray's
+    object store: each row its longest allowed sequence, a label and an offset."""
+    from raydream.data.prepare import load_manifest
+
+    manifest = load_manifest(data_dir)
+    per_row = int(manifest["options"]["max_length"]) + 16
+    return per_row * sum(int(manifest["rows"][split]) for split in SPLITS_READ)
+
+
+def read_once(setup: TrialSetup, object_store_bytes: float, timeout_s: float) -> TrialSetup:
+    """`setup` with its train and val splits read into Ray's object store once, for every
+    trial of the search (`ray.data.Dataset.materialize`), when they take at most
+    READ_ONCE_SHARE of `object_store_bytes`; else `setup` as it is, and each trial reads
+    them itself.
+
+    Read once, a split costs a trial no read tasks and no Parquet sampling (each
+    `read_parquet` samples its files with remote tasks: about 1.8 s a trial for the train
+    and val splits of the embedded sample on 2 cores), and its first epoch runs at the
+    rate of the later ones. The blocks belong to the search's driver and live as long as
+    the search. Read on `setup.data_node` when the data is on one machine's disk.
+
+    Raises:
+        TimeoutError: the reads took over `timeout_s` seconds.
+    """
+    import threading
+
+    from raydream.train.trial import free_resources
+
+    if split_bytes(setup.data_dir) > READ_ONCE_SHARE * object_store_bytes:
+        return setup
+    reads = setup.num_workers * DATA_CPUS_PER_WORKER
+    datasets: dict[str, Any] = {}
+    failed: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for split in SPLITS_READ:
+                datasets[split] = read_shards(setup.data_dir, split, reads, setup.data_node).materialize()
+        except BaseException as err:  # re-raised below
+            failed.append(err)
+
+    reader = threading.Thread(target=read, name="read-once", daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    if reader.is_alive():
+        raise TimeoutError(f"reading the train and val splits of {setup.data_dir} into Ray's object store took "
+                           f"over {timeout_s:g} s; the cluster had {free_resources()} free")
+    if failed:
+        raise failed[0]
+    return replace(setup, datasets=datasets)
+
+
 def trainer_arguments(
     setup: TrialSetup, tcfg: TrainConfig, storage_path: str, callbacks: list, gpus_per_worker: float,
     run_name: str = "train"
@@ -322,12 +509,16 @@ def trainer_arguments(
     (storage_path/run_name). Each worker holds `cpus_per_worker` CPUs for its own threads plus
     DATA_CPUS_PER_WORKER for the reads of its data. The run keeps only its latest checkpoint:
     each one is handed to Tune, which keeps the trial's best (see `raydream.train.trial`)."""
-    reads = setup.num_workers * DATA_CPUS_PER_WORKER
-    train, val = (read_shards(setup.data_dir, split, reads, setup.data_node) for split in ("train", "val"))
-    if tcfg.train_rows:
-        train = train.limit(tcfg.train_rows)
-    if tcfg.val_rows:
-        val = val.limit(tcfg.val_rows)
+    if setup.datasets is not None:
+        # Read once: the workers cut the splits to train_rows / val_rows (`first_rows`).
+        train, val = (setup.datasets[split] for split in SPLITS_READ)
+    else:
+        reads = setup.num_workers * DATA_CPUS_PER_WORKER
+        train, val = (read_shards(setup.data_dir, split, reads, setup.data_node) for split in SPLITS_READ)
+        if tcfg.train_rows:  # pushed into the read
+            train = train.limit(tcfg.train_rows)
+        if tcfg.val_rows:
+            val = val.limit(tcfg.val_rows)
     resources = {"CPU": setup.cpus_per_worker + DATA_CPUS_PER_WORKER,
                  **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
     val_options = ray.train.DataConfig.default_ingest_options()

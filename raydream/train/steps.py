@@ -25,6 +25,19 @@ from raydream.train.optim import Recipe, make_recipe
 Batch = Mapping[str, np.ndarray]
 
 
+CODES = "codes"  # a batch's key for sequences already in `input_codes` form
+
+
+def input_codes(batch: Batch, config: TrainConfig) -> np.ndarray:
+    """A batch's sequences as the (B, `config.seq_len`) uint8 matrix the model's input is
+    one-hot encoded from: aligned by `config.align`, its 5' side padded as `config.pad` says.
+    A batch that holds the matrix already (under CODES) is taken as it is."""
+    if CODES in batch:
+        return batch[CODES]
+    context = PLASMID_UPSTREAM if config.pad == "plasmid" else ""
+    return to_byte_matrix(batch["sequence"], config.seq_len, config.align, context)
+
+
 def encode_batch(
     batch: Batch,
     config: TrainConfig,
@@ -32,7 +45,8 @@ def encode_batch(
     training: bool = False,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model input (B, C, L) and float32 targets (B,) on `device`.
+    """Model input (B, C, L) and float32 targets (B,) on `device`, from a batch's
+    "sequence" strings (or their CODES) and its "expression" values.
 
     The input is `config.seq_len` long, aligned by `config.align`, its 5' padding zeros or
     the plasmid upstream of the DREAM insert (`config.pad`).
@@ -42,8 +56,7 @@ def encode_batch(
     outside training both flags are 0, since a new sequence's label is unknown, and the
     targets are the measured values.
     """
-    context = PLASMID_UPSTREAM if config.pad == "plasmid" else ""
-    codes = torch.from_numpy(to_byte_matrix(batch["sequence"], config.seq_len, config.align, context))
+    codes = torch.from_numpy(input_codes(batch, config))
     y = torch.as_tensor(np.asarray(batch["expression"], dtype=np.float32))
     # Random draws on the CPU, in a fixed order: a seed gives the same batch on any device.
     none = torch.zeros(len(y), dtype=torch.bool)

@@ -41,8 +41,8 @@ from raydream.models.trees import (
     new_forest,
 )
 from raydream.train.config import TrainConfig
-from raydream.train.loop import (TrialSetup, density_weights, read_table, starting_checkpoint, trainer_arguments,
-                                 training_labels)
+from raydream.train.loop import (TrialSetup, density_weights, first_rows, read_table, starting_checkpoint,
+                                 trainer_arguments, training_labels)
 from raydream.train.weights import DensityWeights
 
 
@@ -100,8 +100,11 @@ def lightgbm_loop_per_worker(loop_config: dict) -> None:
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
 
+    # Each worker's share of train_rows, and the first val_rows (see `first_rows`).
+    limits = {"train": tcfg.train_rows // world_size, "val": tcfg.val_rows}
     train, val = (
-        read_rows(ray.train.get_dataset_shard(split).iter_batches(batch_size=FEATURE_BATCH, batch_format="numpy"),
+        read_rows(first_rows(ray.train.get_dataset_shard(split).iter_batches(batch_size=FEATURE_BATCH,
+                                                                             batch_format="numpy"), limits[split]),
                   mcfg.seq_len)
         for split in ("train", "val")
     )

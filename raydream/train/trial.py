@@ -139,12 +139,19 @@ class TrainRun:
             what = f"its Train workers were running (controller {self.state}); Ray Data may have been waiting for resources"
         return f"{what}; the cluster had {free_resources()} free"
 
-    def stop(self, finished: bool) -> None:
+    def stop(self, finished: bool, wait: bool = True) -> None:
         """End the run: after its last epoch, let it finish; otherwise abort it through its
-        controller (workers and their placement group removed). Bounded by STOP_TIMEOUT_S."""
+        controller (workers and their placement group removed). Bounded by STOP_TIMEOUT_S.
+
+        wait: wait for a finished run to end. Without it, the run shuts its workers down in
+        the background (~0.7 s on 2 cores) while the trial's actor goes on to the next trial,
+        whose workers are placed once those resources are free.
+        """
         self._stopping = True
         deadline = time.monotonic() + STOP_TIMEOUT_S
         self.ack()
+        if finished and not wait:
+            return
         if finished:
             self._thread.join(timeout=STOP_TIMEOUT_S / 2)
         if self._thread.is_alive() and self.controller is not None:
@@ -192,8 +199,8 @@ class TrainRunTrial(tune.Trainable):
 
     def reset_config(self, new_config: dict) -> bool:
         """Reuse this actor for another trial (Tune's reuse_actors): the last trial's Train run
-        ends first, as in `cleanup`."""
-        self.cleanup()
+        is stopped first, as in `cleanup`; a finished one ends in the background."""
+        self._end_run(wait=False)
         self._begin(new_config)
         return True
 
@@ -268,6 +275,9 @@ class TrainRunTrial(tune.Trainable):
         self._resume = ray.train.Checkpoint(path=path, filesystem=fs)
 
     def cleanup(self) -> None:
+        self._end_run(wait=True)
+
+    def _end_run(self, wait: bool) -> None:
         if self._run is not None:
-            self._run.stop(finished=self._last_epoch >= self._max_epochs)
+            self._run.stop(finished=self._last_epoch >= self._max_epochs, wait=wait)
             self._run = None
