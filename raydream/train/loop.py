@@ -1,8 +1,10 @@
 """The Ray Train per-worker loop, and the TorchTrainer that runs it for one trial.
 
-Each worker reads its shard of the Parquet-backed Ray Datasets with
-`ray.train.get_dataset_shard`, one-hot encodes batches itself (cheap, vectorised; keeps the
-Ray Data pipeline a plain read), and trains with the recipe named by `train.optimizer`.
+Each worker reads its shard of the Ray Datasets with `ray.train.get_dataset_shard` (the
+splits a search read once into the object store, `read_once`, or the Parquet shards
+themselves), keeps its rows in memory when they fit (`TrainingRows`), one-hot encodes
+batches itself (cheap, vectorised; keeps the Ray Data pipeline a plain read), and trains
+with the recipe named by `train.optimizer`.
 
 Validation is exact: Ray Train's split of a dataset between workers is an *equal* split,
 which may drop up to (workers - 1) rows, so the validation set is not split. Every worker
@@ -125,6 +127,15 @@ def _sum_across_workers(device: torch.device, *values: float) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def _every_worker(device: torch.device, holds: bool) -> bool:
+    """Whether `holds` is true on every worker (on the worker's device, as NCCL needs)."""
+    if not _is_distributed():
+        return holds
+    t = torch.tensor([int(holds)], dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
 
 
 def epoch_batches(shard: "ray.data.DataIterator", tcfg: TrainConfig, epoch: int, rank: int) -> Iterator[dict]:
@@ -297,8 +308,11 @@ def train_loop_per_worker(loop_config: dict) -> None:
     model = ray.train.torch.prepare_model(raw)
 
     rows_per_worker = int(loop_config.get("steps_per_epoch", 1)) * tcfg.batch_size
-    training = TrainingRows(ray.train.get_dataset_shard("train"), tcfg, rank,
-                            keeps_rows(tcfg, rows_per_worker, available_memory()), tcfg.train_rows // world_size)
+    # All workers keep their rows or none does: a worker that streamed its share of a split
+    # dataset every epoch would wait for the others to start each epoch's read with it.
+    keep = _every_worker(device, keeps_rows(tcfg, rows_per_worker, available_memory()))
+    training = TrainingRows(ray.train.get_dataset_shard("train"), tcfg, rank, keep,
+                            max(1, tcfg.train_rows // world_size) if tcfg.train_rows else 0)
     val_shard = ray.train.get_dataset_shard("val")
 
     def train_inputs():  # unshuffled, unaugmented training inputs (SWA's BatchNorm pass)

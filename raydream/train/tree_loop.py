@@ -101,7 +101,7 @@ def lightgbm_loop_per_worker(loop_config: dict) -> None:
     rank, world_size = context.get_world_rank(), context.get_world_size()
 
     # Each worker's share of train_rows, and the first val_rows (see `first_rows`).
-    limits = {"train": tcfg.train_rows // world_size, "val": tcfg.val_rows}
+    limits = {"train": max(1, tcfg.train_rows // world_size) if tcfg.train_rows else 0, "val": tcfg.val_rows}
     train, val = (
         read_rows(first_rows(ray.train.get_dataset_shard(split).iter_batches(batch_size=FEATURE_BATCH,
                                                                              batch_format="numpy"), limits[split]),
