@@ -133,11 +133,14 @@ def plain_trainable(config: dict, runs=None, splits=None, space=None) -> None:
     val = [{CODES: input_codes({"sequence": splits["val"][0]}, tcfg), "expression": splits["val"][1]}]
     weights = density_weights(train_y, tcfg)
 
-    def batches(epoch: int):
+    def batches(epoch: int, waited: list[float]):  # timed as raydream's loop times its batches
         order = np.random.default_rng([tcfg.seed, epoch]).permutation(len(train_y))
         for start in range(0, len(order), tcfg.batch_size):
+            began = time.perf_counter()
             rows = order[start:start + tcfg.batch_size]
-            yield {CODES: codes[rows], "expression": train_y[rows]}
+            batch = {CODES: codes[rows], "expression": train_y[rows]}
+            waited[0] += time.perf_counter() - began
+            yield batch
 
     def in_order():  # SWA's BatchNorm pass
         for start in range(0, len(train_y), tcfg.batch_size):
@@ -146,15 +149,15 @@ def plain_trainable(config: dict, runs=None, splits=None, space=None) -> None:
 
     for epoch in range(1, run["epochs"] + 1):
         recipe.start_epoch(epoch)
-        started = time.perf_counter()
-        loss_sum, count = train_epoch(model, recipe, batches(epoch), tcfg, device, generator, weights)
+        started, waited = time.perf_counter(), [0.0]
+        loss_sum, count = train_epoch(model, recipe, batches(epoch, waited), tcfg, device, generator, weights)
         evaluated = recipe.eval_model(model, in_order)
         preds, labels = predict(evaluated, val, tcfg, device)
         scores = regression_metrics(labels, preds)
         recipe.end_epoch(scores["mse"])
         tune.report({"epoch": epoch, "train_loss": loss_sum / max(count, 1),
                      **{f"val_{k}": v for k, v in scores.items()}, "epoch_s": time.perf_counter() - started,
-                     "data_s": 0.0})
+                     "data_s": waited[0]})
 
 
 def run_plain(label: str, experiment: Path, work: Path) -> dict[str, Any]:
