@@ -37,7 +37,6 @@ import logging
 import math
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -45,6 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from raydream import storage
+from raydream.background import InBackground
 from raydream.errors import INTERRUPTED, ArgumentParser, ConfigError, RayDreamError, run_cli
 from raydream.files import check_writable_location
 from raydream.plan import (
@@ -427,30 +427,6 @@ def _run(search: Search, args: argparse.Namespace, resume: bool) -> int:
     finally:
         ray.shutdown()
     return _finish(search, time.monotonic() - started, watch.reason, baselines)
-
-
-class InBackground:
-    """fn(*args) run in a daemon thread (one that does not hold up the process's exit);
-    `result()` waits for it and returns its value or raises its exception."""
-
-    def __init__(self, fn, *args) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn, *args), name=f"background-{fn.__name__}",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self, fn, *args) -> None:
-        try:
-            self._value = fn(*args)
-        except BaseException as err:  # re-raised by result()
-            self._error = err
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def _fit_baselines(data: str) -> dict[str, Any]:

@@ -536,8 +536,10 @@ def test_the_summary_sets_the_search_beside_the_baselines_and_a_synthetic_librar
     assert "the best trial beats the k-mer ridge by R^2: 0.4000 against 0.3000" in out
 
 
-def test_work_in_the_background_returns_its_value_or_raises_its_error():
-    from raydream.tune import InBackground
+def test_work_in_the_background_returns_its_value_or_raises_its_error_or_times_out():
+    import threading
+
+    from raydream.background import InBackground
 
     assert InBackground(sum, [1, 2, 3]).result() == 6
 
@@ -546,3 +548,7 @@ def test_work_in_the_background_returns_its_value_or_raises_its_error():
 
     with pytest.raises(ValueError, match="no baselines"):
         InBackground(fails).result()
+    release = threading.Event()
+    with pytest.raises(TimeoutError, match="still running after 0.2 s"):
+        InBackground(release.wait, 30).result(0.2)
+    release.set()

@@ -202,19 +202,21 @@ class TrainingRows:
         if self._codes is None:
             yield from first_rows(epoch_batches(self._shard, self._tcfg, epoch, self._rank), self._limit)
             return
-        order = np.random.default_rng([self._tcfg.seed, epoch, self._rank]).permutation(len(self._labels))
-        for start in range(0, len(order), self._tcfg.batch_size):
-            rows = order[start:start + self._tcfg.batch_size]
-            yield {CODES: self._codes[rows], "expression": self._labels[rows]}
+        rng = np.random.default_rng([self._tcfg.seed, epoch, self._rank])
+        yield from self._kept(rng.permutation(len(self._labels)))
 
     def in_order(self) -> Iterator[dict]:
         """All the rows once, unshuffled (SWA's BatchNorm pass)."""
         if self._codes is None:
             yield from self._stream()
             return
-        for start in range(0, len(self._labels), self._tcfg.batch_size):
-            yield {CODES: self._codes[start:start + self._tcfg.batch_size],
-                   "expression": self._labels[start:start + self._tcfg.batch_size]}
+        yield from self._kept(np.arange(len(self._labels)))
+
+    def _kept(self, order: np.ndarray) -> Iterator[dict]:
+        """The kept rows in `order`, in batches."""
+        for start in range(0, len(order), self._tcfg.batch_size):
+            rows = order[start:start + self._tcfg.batch_size]
+            yield {CODES: self._codes[rows], "expression": self._labels[rows]}
 
     def _stream(self) -> Iterator[dict]:
         return first_rows(self._shard.iter_batches(batch_size=self._tcfg.batch_size, batch_format="numpy"),
@@ -486,31 +488,22 @@ def read_once(setup: TrialSetup, object_store_bytes: float, timeout_s: float) ->
     Raises:
         TimeoutError: the reads took over `timeout_s` seconds.
     """
-    import threading
-
+    from raydream.background import InBackground
     from raydream.train.trial import free_resources
 
     if split_bytes(setup.data_dir) > READ_ONCE_SHARE * object_store_bytes:
         return setup
     reads = setup.num_workers * DATA_CPUS_PER_WORKER
-    datasets: dict[str, Any] = {}
-    failed: list[BaseException] = []
 
-    def read() -> None:
-        try:
-            for split in SPLITS_READ:
-                datasets[split] = read_shards(setup.data_dir, split, reads, setup.data_node).materialize()
-        except BaseException as err:  # re-raised below
-            failed.append(err)
+    def read() -> dict[str, Any]:
+        return {split: read_shards(setup.data_dir, split, reads, setup.data_node).materialize()
+                for split in SPLITS_READ}
 
-    reader = threading.Thread(target=read, name="read-once", daemon=True)
-    reader.start()
-    reader.join(timeout_s)
-    if reader.is_alive():
+    try:
+        datasets = InBackground(read).result(timeout_s)
+    except TimeoutError:
         raise TimeoutError(f"reading the train and val splits of {setup.data_dir} into Ray's object store took "
-                           f"over {timeout_s:g} s; the cluster had {free_resources()} free")
-    if failed:
-        raise failed[0]
+                           f"over {timeout_s:g} s; the cluster had {free_resources()} free") from None
     return replace(setup, datasets=datasets)
 
 
