@@ -11,7 +11,7 @@ from typing import Sequence
 from raydream.data.dream import DEFAULT_EXPRESSION_RANGE, RowRules
 from raydream.data.prepare import PrepareOptions, prepare_dataset, prepare_synthetic
 from raydream.data.splits import SPLIT_BY, SplitFractions
-from raydream.errors import ArgumentParser, run_cli
+from raydream.core.errors import ArgumentParser, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:

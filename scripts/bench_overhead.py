@@ -109,9 +109,9 @@ def plain_trainable(config: dict, runs=None, splits=None, space=None) -> None:
     import torch
     from ray import tune
 
-    from raydream.config import from_dict
-    from raydream.metrics import regression_metrics
-    from raydream.seeding import seed_everything
+    from raydream.core.typed import from_dict
+    from raydream.core.metrics import regression_metrics
+    from raydream.core.seeding import seed_everything
     from raydream.train.config import TrainConfig, build_model_config
     from raydream.train.loop import density_weights, starting_output
     from raydream.train.steps import CODES, encode_batch, input_codes, model_and_recipe, predict, train_epoch
@@ -167,7 +167,7 @@ def run_plain(label: str, experiment: Path, work: Path) -> dict[str, Any]:
     from ray import tune
 
     from raydream.data.prepare import read_split
-    from raydream.plan import Search
+    from raydream.tuning.plan import Search
 
     search = Search.read(experiment)
     runs = []

@@ -89,7 +89,7 @@ def batches_of(rows: dict, size: int) -> list[dict]:
 def space_config(family: str, **train_overrides):
     """(model config, TrainConfig) of a shipped space with each searched key at its first
     value, and `train_overrides` on top."""
-    from raydream.spaces import Distribution, load_space
+    from raydream.tuning.space import Distribution, load_space
     from raydream.train.config import TrainConfig, build_model_config
 
     space = load_space(FAMILIES[family])
@@ -122,9 +122,9 @@ def train_and_score(family: str, device: torch.device, epochs: int = 1, checkpoi
     """
     import numpy as np
 
-    from raydream.checkpoint import save_checkpoint
-    from raydream.metrics import regression_metrics
-    from raydream.seeding import seed_everything
+    from raydream.train.checkpoint import save_checkpoint
+    from raydream.core.metrics import regression_metrics
+    from raydream.core.seeding import seed_everything
     from raydream.train.steps import encode_batch, model_and_recipe, predict, train_epoch
 
     mcfg, tcfg, name = space_config(family, **train_overrides)

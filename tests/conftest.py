@@ -56,13 +56,13 @@ def experiment(tmp_path) -> Path:
 
     import pandas as pd
 
-    from raydream.checkpoint import save_checkpoint
+    from raydream.train.checkpoint import save_checkpoint
     from raydream.models import create_model, model_config
-    from raydream.results import write_search_info
+    from raydream.results.record import write_record
     from raydream.train.config import TrainConfig
 
     exp = tmp_path / "exp"
-    write_search_info(exp, {"sampled_keys": ["train.seed"], "max_epochs": 1})
+    write_record(exp, {"sampled_keys": ["train.seed"], "max_epochs": 1})
     cfg = model_config("resnet", {"channels": 8, "num_blocks": 1})
     for i, r2 in enumerate([0.2, 0.5, 0.3]):
         trial = exp / f"trial_{i}"

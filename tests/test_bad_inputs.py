@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from raydream.data.prepare import read_split
-from raydream.errors import run_cli
+from raydream.core.errors import run_cli
 from raydream.prepare import main as prepare_main
-from raydream.tune import main as tune_main
+from raydream.tuning.tuner import main as tune_main
 
 CORPUS = Path(__file__).parent / "data" / "bad"
 
@@ -140,7 +140,7 @@ ENTRY_POINTS = {  # name -> (main, argv with {input}, whether the input is a dir
     "tune --data": ("raydream.tune", ["--data", "{input}", "--smoke", "--storage-path", "{tmp}/results"], False),
     "tune --space": ("raydream.tune", ["--space", "{input}", "--smoke", "--storage-path", "{tmp}/results"], False),
     "tune --resume": ("raydream.tune", ["--resume", "{input}"], True),
-    "results": ("raydream.results", ["{input}"], True),
+    "results": ("raydream.results.table", ["{input}"], True),
     "report": ("raydream.report", ["{input}", "--out", "{tmp}/plots"], True),
     "predict --input": ("raydream.predict", ["--checkpoint", "{checkpoint}", "--input", "{input}", "--output",
                                              "{tmp}/p.tsv"], False),
@@ -208,12 +208,12 @@ def _bad_record(exp: Path) -> str:
     return f"{exp / 'raydream_search.json'}: not valid JSON"
 
 
-def _bad_recorded_space(exp: Path) -> str:
+def _bad_resolution(exp: Path) -> str:
     import json
 
     record = json.loads((exp / "raydream_search.json").read_text())
-    (exp / "raydream_search.json").write_text(json.dumps({**record, "space": "s.yaml", "space_yaml": "model: [resnet"}))
-    return f"{exp / 'raydream_search.json'}: its recorded space (space_yaml) is invalid"
+    (exp / "raydream_search.json").write_text(json.dumps({**record, "resolution": {"decode": "train.seed"}}))
+    return f"{exp / 'raydream_search.json'}: its recorded resolution does not fit the trials' configs"
 
 
 def _bad_meta(exp: Path) -> str:
@@ -238,7 +238,7 @@ def _foreign_weights(exp: Path) -> str:
 
 
 DAMAGE = {"truncated progress.csv": _truncate_progress, "params.json": _bad_params, "search record": _bad_record,
-          "recorded space": _bad_recorded_space, "meta.json": _bad_meta, "truncated model.pt": _truncated_model,
+          "recorded resolution": _bad_resolution, "meta.json": _bad_meta, "truncated model.pt": _truncated_model,
           "another model's weights": _foreign_weights}
 
 
@@ -246,9 +246,9 @@ DAMAGE = {"truncated progress.csv": _truncate_progress, "params.json": _bad_para
 def test_a_damaged_experiment_is_one_error_naming_the_file_in_every_reader(damage, experiment, tmp_path, capsys):
     from conftest import random_promoters
 
-    from raydream.predict import main as predict_main
-    from raydream.report import main as report_main
-    from raydream.results import main as results_main
+    from raydream.results.predict import main as predict_main
+    from raydream.results.report import main as report_main
+    from raydream.results.table import main as results_main
 
     words = DAMAGE[damage](experiment)
     seqs = tmp_path / "seqs.txt"
@@ -273,7 +273,7 @@ def test_a_damaged_experiment_is_one_error_naming_the_file_in_every_reader(damag
 def test_predictions_that_are_not_finite_numbers_and_a_one_row_truth_file_are_refused(tmp_path, capsys):
     from conftest import random_promoters, write_dream
 
-    from raydream.evaluate import main as evaluate_main
+    from raydream.results.evaluate import main as evaluate_main
 
     truth = write_dream(tmp_path / "truth.txt", random_promoters(2, seed=1), [1.0, 2.0])
     for value in ("true", "NaN", "null", '"1.5"', "Infinity"):
@@ -295,9 +295,9 @@ def test_predictions_that_are_not_finite_numbers_and_a_one_row_truth_file_are_re
 def test_no_command_writes_over_its_inputs_or_what_is_not_its_output(tmp_path, experiment, capsys):
     from conftest import random_promoters, write_dream
 
-    from raydream.evaluate import main as evaluate_main
-    from raydream.report import main as report_main
-    from raydream.results import main as results_main
+    from raydream.results.evaluate import main as evaluate_main
+    from raydream.results.report import main as report_main
+    from raydream.results.table import main as results_main
 
     project = tmp_path / "project"
     project.mkdir()

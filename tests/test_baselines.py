@@ -5,8 +5,8 @@ import json
 import pytest
 
 from raydream.data.prepare import resolve_dataset
-from raydream.errors import DataError
-from raydream.results import BASELINES_FILE, format_baselines, read_baselines
+from raydream.core.errors import DataError
+from raydream.results.table import BASELINES_FILE, format_baselines, read_baselines
 from raydream.train.baselines import KMER_KS, fit_baselines
 
 

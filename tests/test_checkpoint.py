@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from raydream.checkpoint import load_model, save_checkpoint
-from raydream.errors import DataError
+from raydream.train.checkpoint import restore_model, save_checkpoint
+from raydream.core.errors import DataError
 from raydream.models import create_model, model_config
 from raydream.train.config import TrainConfig
 
@@ -14,7 +14,7 @@ def test_checkpoint_round_trip_rebuilds_an_identical_model(tmp_path):
     cfg = model_config("resnet", {"channels": 16, "num_blocks": 2})
     model = create_model("resnet", cfg).eval()
     save_checkpoint(tmp_path / "ck", model, "resnet", cfg, TrainConfig(lr=0.01), epoch=3, metrics={"val_r2": 0.4})
-    loaded, meta = load_model(tmp_path / "ck")
+    loaded, meta = restore_model(tmp_path / "ck")
     x = torch.rand(5, 4, 110)
     assert torch.equal(loaded(x), model(x))
     assert meta["epoch"] == 3 and meta["train_config"]["lr"] == 0.01
@@ -23,13 +23,13 @@ def test_checkpoint_round_trip_rebuilds_an_identical_model(tmp_path):
 
 def test_loading_a_directory_that_is_not_a_checkpoint_fails_clearly(tmp_path):
     with pytest.raises(DataError, match="not a raydream checkpoint"):
-        load_model(tmp_path)
+        restore_model(tmp_path)
 
 
 def test_a_checkpoint_trained_on_any_device_loads_and_trains_on_in_cpu_only_process(tmp_path, device):
     import numpy as np
 
-    from raydream.checkpoint import read_checkpoint
+    from raydream.train.checkpoint import read_checkpoint
     from raydream.train.optim import make_recipe
     from raydream.train.steps import train_epoch
 
@@ -46,7 +46,7 @@ def test_a_checkpoint_trained_on_any_device_loads_and_trains_on_in_cpu_only_proc
     save_checkpoint(tmp_path / "ck", model.eval(), "resnet", cfg, tcfg, epoch=1, metrics={},
                     optimizer_state=recipe.state_dict())
 
-    loaded, _ = load_model(tmp_path / "ck")  # on the CPU, whatever device trained it
+    loaded, _ = restore_model(tmp_path / "ck")  # on the CPU, whatever device trained it
     x = torch.rand(5, 4, 110)
     assert next(loaded.parameters()).device.type == "cpu"
     tolerance = 1e-5 if device.type == "cpu" else 5e-2  # CUDA convolutions may run in TF32

@@ -58,7 +58,7 @@ def test_every_node_runs_rays_image_of_the_pinned_ray_and_a_supported_python():
 
 
 def test_a_gpu_worker_node_holds_one_trial_of_the_documented_search():
-    from raydream.plan import plan_resources
+    from raydream.tuning.plan import plan_resources
 
     config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
     gpu = config["available_node_types"]["gpu_worker"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from raydream.checkpoint import save_checkpoint
+from raydream.train.checkpoint import save_checkpoint
 from raydream.train import loop
 from raydream.train.config import TrainConfig, build_model_config
 from raydream.train.steps import model_and_recipe

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr, spearmanr
 
-from raydream.errors import DataError, run_cli
-from raydream.evaluate import SUBSET_WEIGHTS, dream_scores, main, read_subsets
+from raydream.core.errors import DataError, run_cli
+from raydream.results.evaluate import SUBSET_WEIGHTS, dream_scores, main, read_subsets
 
 from conftest import random_promoters, write_dream
 
@@ -118,7 +118,7 @@ def _challenge_dirs(tmp_path):
 
 
 def test_the_challenges_own_files_score_each_row_once_over_4_65_and_without_r2_on_another_scale(tmp_path, capsys):
-    from raydream.evaluate import exclude_public, read_challenge_subsets, read_public_ids
+    from raydream.results.evaluate import exclude_public, read_challenge_subsets, read_public_ids
 
     truth_path, _, values = _truth(tmp_path)
     subsets_dir, public_dir = _challenge_dirs(tmp_path)

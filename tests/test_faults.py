@@ -27,9 +27,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from raydream.checkpoint import load_model
+from raydream.train.checkpoint import restore_model
 from raydream.data.prepare import default_data_file, read_split
-from raydream.results import read_trial
+from raydream.results.table import read_trial
 
 from test_tune import _epochs, _wait_for, kill_group, run_tune
 
@@ -192,7 +192,7 @@ def test_ctrl_c_leaves_an_experiment_that_resume_finishes(survivor):
                      (second / "stderr").read_text())
     best = Path(table.loc[0, "checkpoint"])
     assert best.is_relative_to(survivor.experiment)
-    model, meta = load_model(best)
+    model, meta = restore_model(best)
     assert meta["model"] == "resnet" and meta["metrics"]["val_r2"] == pytest.approx(table.loc[0, "best_val_r2"])
     assert "\nOn the held-out test split (the baselines fit on the first 5,099 training rows" in done
 

@@ -1,6 +1,6 @@
 import pytest
 
-from raydream.files import write_text_atomic
+from raydream.core.files import write_text_atomic
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_no_temporary(tmp_path):

@@ -3,7 +3,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import mean_squared_error, r2_score
 
-from raydream.metrics import regression_metrics
+from raydream.core.metrics import regression_metrics
 
 
 def test_metrics_match_sklearn_and_scipy_definitions():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from raydream.errors import ConfigError
+from raydream.core.errors import ConfigError
 from raydream.models import TORCH, create_model, list_models, model_config, model_output
 from raydream.models.heads import BINS, expression_from_output
 from raydream.models.registry import register_model
@@ -112,7 +112,7 @@ def test_gc_and_tm_of_a_one_hot_batch_match_the_tree_features():
 
 @pytest.mark.parametrize("name", ["resnet", "legnet"])
 def test_head_scalars_start_as_the_plain_network_and_checkpoint_with_it(name, tmp_path):
-    from raydream.checkpoint import load_model, save_checkpoint
+    from raydream.train.checkpoint import restore_model, save_checkpoint
     from raydream.train.config import TrainConfig
 
     torch.manual_seed(0)
@@ -125,5 +125,5 @@ def test_head_scalars_start_as_the_plain_network_and_checkpoint_with_it(name, tm
         wrapped.linear.weight.fill_(0.5)
     cfg = model_config(name)
     save_checkpoint(tmp_path, wrapped, name, cfg, TrainConfig(head_scalars=True), 1, {})
-    loaded, _ = load_model(tmp_path)
+    loaded, _ = restore_model(tmp_path)
     assert torch.allclose(loaded(x), wrapped(x)) and not torch.allclose(loaded(x), plain(x))

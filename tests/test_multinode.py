@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from raydream.checkpoint import load_model, predict_from_checkpoint
-from raydream import storage
+from raydream.results.inference import predict
+from raydream.train.checkpoint import restore_model
+from raydream.core import storage
 from raydream.data.prepare import default_data_file, prepare_dataset, read_split, resolve_dataset
-from raydream.errors import ConfigError
-from raydream.metrics import regression_metrics
-from raydream.results import local_experiment, read_trial
-from raydream.tune import require_driver_resource
+from raydream.core.errors import ConfigError
+from raydream.core.metrics import regression_metrics
+from raydream.results.table import local_experiment, read_trial
+from raydream.tuning.tuner import require_driver_resource
 
 from test_tune import LIGHTGBM_SPACE, _epochs, _wait_for, kill_group, run_tune
 
@@ -186,7 +187,7 @@ def test_concurrent_two_worker_trials_survive_losing_a_node_and_validate_exactly
     text = log.read_text()
     assert proc.returncode == 0, text[-3000:]
     assert "each trial: 4 CPU for Train workers (2 of the CPUs for their Ray Data reads)" in text
-    assert "up to 2 trial(s) at a time" in text and "; torch.distributed backend gloo" in text
+    assert "up to 2 trial(s) at a time" in text and "raydream: torch.distributed backend gloo\n" in text
     table = pd.read_csv(experiment / "ranked_trials.csv")
     assert table["status"].tolist() == ["completed", "completed"], table
     trials = sorted(experiment.glob("TrainRunTrial_*"))
@@ -204,8 +205,8 @@ def test_concurrent_two_worker_trials_survive_losing_a_node_and_validate_exactly
     # Two workers' gathered validation metrics are those of one process over the split.
     val = read_split(resolve_dataset(None), "val", limit=256).to_pandas()  # the space's val_rows
     for _, row in table.iterrows():
-        model, meta = load_model(row["checkpoint"])
-        preds = predict_from_checkpoint(row["checkpoint"], val["sequence"].to_numpy())
+        model, meta = restore_model(row["checkpoint"])
+        preds = predict(row["checkpoint"], val["sequence"].to_numpy())
         single = regression_metrics(val["expression"].to_numpy(), preds)
         assert row["best_val_r2"] == pytest.approx(single["r2"], abs=1e-5)
         assert meta["metrics"]["val_pearson"] == pytest.approx(single["pearson"], abs=1e-5)
@@ -238,6 +239,6 @@ def test_lightgbm_trains_data_parallel_on_two_workers_from_and_into_an_object_st
     # Every worker validates the whole model on all of the val split: the reported R^2 is
     # that of the checkpoint evaluated in one process.
     val = read_split(data, "val").to_pandas()
-    preds = predict_from_checkpoint(table.loc[0, "checkpoint"], val["sequence"].to_numpy())
+    preds = predict(table.loc[0, "checkpoint"], val["sequence"].to_numpy())
     r2 = regression_metrics(val["expression"].to_numpy(), preds)["r2"]
     assert table.loc[0, "best_val_r2"] == pytest.approx(r2, abs=1e-6)

@@ -39,7 +39,9 @@ def test_the_wheel_holds_the_spaces_the_sample_and_the_commands(wheel):
     assert {f"raydream/search_spaces/{name}" for name in shipped} <= names
     assert {"raydream/py.typed", "raydream/data/default/dream_sample_train.txt.gz"} <= names
     for command in COMMANDS:
-        assert f"{command} = raydream.{command.removeprefix('raydream-')}:console" in entry_points
+        module = command.removeprefix("raydream-")
+        module = "results.table" if module == "results" else module  # `python -m raydream.results`: a package
+        assert f"{command} = raydream.{module}:console" in entry_points
 
 
 def test_an_installed_wheel_finds_its_spaces_from_any_directory(wheel, tmp_path):
@@ -54,6 +56,6 @@ def test_an_installed_wheel_finds_its_spaces_from_any_directory(wheel, tmp_path)
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: no search space named 'no_such_space'; available: cls_cnn, cnn, families")
-    where = subprocess.run([sys.executable, "-c", "import raydream.spaces as s; print(s.find_space('resnet'))"],
+    where = subprocess.run([sys.executable, "-c", "import raydream.tuning.space as s; print(s.find_space('resnet'))"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)
     assert where.stdout.strip() == str(target / "raydream" / "search_spaces" / "resnet.yaml"), where.stderr

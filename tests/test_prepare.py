@@ -21,7 +21,7 @@ from raydream.data.prepare import (
     split_files,
 )
 from raydream.data.splits import SPLITS, SplitFractions
-from raydream.errors import DataError
+from raydream.core.errors import DataError
 
 from conftest import random_promoters, write_dream
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from raydream.errors import run_cli
-from raydream.report import main, plot_pred_vs_measured, search_progress
-from raydream.results import write_search_info
+from raydream.core.errors import run_cli
+from raydream.results.report import main, plot_pred_vs_measured, search_progress
+from raydream.results.record import write_record
 from test_results import fake_trial  # tests/ is on sys.path (pytest prepend import mode)
 
 
@@ -24,7 +24,7 @@ def test_search_progress_orders_trials_by_when_they_finished_and_keeps_the_best_
 
 
 def test_a_search_ranked_by_mse_plots_its_mse(tmp_path):
-    write_search_info(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 2, "metric": "val_mse"})
+    write_record(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 2, "metric": "val_mse"})
     for i in range(2):
         fake_trial(tmp_path, f"run_{i}", {"train": {"lr": 10.0 ** -(i + 2)}}, [0.1, 0.2 + i])
     assert main([str(tmp_path), "--out", str(tmp_path / "plots")]) == 0
@@ -36,7 +36,7 @@ def _is_png(path) -> bool:
 
 
 def test_report_cli_writes_the_search_plots(tmp_path, capsys):
-    write_search_info(tmp_path, {"sampled_keys": ["train.lr", "train.loss"], "max_epochs": 3})
+    write_record(tmp_path, {"sampled_keys": ["train.lr", "train.loss"], "max_epochs": 3})
     for i, (r2s, loss) in enumerate([([0.1, 0.3, 0.35], "mse"), ([0.05], "huber"), ([0.2, 0.25, 0.2], "mse")]):
         fake_trial(tmp_path, f"run_{i}", {"train": {"lr": 10.0 ** -(i + 2), "loss": loss}}, r2s,
                    checkpoint_epochs=[len(r2s)])
@@ -53,7 +53,7 @@ def test_report_cli_writes_the_search_plots(tmp_path, capsys):
 def test_report_cli_errors_name_the_experiment(tmp_path, capsys):
     assert run_cli(main, [str(tmp_path / "missing")]) == 2
     assert "not a raydream experiment directory" in capsys.readouterr().err
-    write_search_info(tmp_path, {"sampled_keys": [], "max_epochs": 1, "data": str(tmp_path)})
+    write_record(tmp_path, {"sampled_keys": [], "max_epochs": 1, "data": str(tmp_path)})
     (tmp_path / "run_0").mkdir()
     (tmp_path / "run_0" / "params.json").write_text(json.dumps({"train": {}}))
     assert run_cli(main, [str(tmp_path)]) == 2
@@ -74,7 +74,7 @@ def test_a_moved_dataset_is_named_and_found_again_with_data(experiment, dream_fi
     moved = tmp_path / "moved"
     prepare_dataset(dream_file, moved)
     info = json.loads((experiment / "raydream_search.json").read_text())
-    write_search_info(experiment, {**info, "data": str(tmp_path / "gone")})
+    write_record(experiment, {**info, "data": str(tmp_path / "gone")})
     assert run_cli(main, [str(experiment)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {experiment}: the search's dataset cannot be read where it was recorded (")

@@ -2,7 +2,7 @@ import math
 
 import pandas as pd
 
-from raydream.results import TrialRecord, format_table, rank_trials
+from raydream.results.table import TrialRecord, format_table, rank_trials
 
 
 def history(r2s, ckpt_prefix):
@@ -57,7 +57,7 @@ def test_a_metric_picks_each_trials_best_epoch_and_its_direction_ranks_the_trial
 
 
 def test_baselines_are_rows_of_the_ranked_table_placed_by_their_validation_score():
-    from raydream.results import with_baselines
+    from raydream.results.table import with_baselines
 
     records = [TrialRecord(t, {"train": {"lr": lr}}, history([r2], f"/{t}")) for t, lr, r2 in
                [("a", 0.1, 0.4), ("b", 0.2, 0.1), ("c", 0.3, float("nan"))]]
@@ -105,9 +105,10 @@ def fake_trial(root, name, config, r2s, checkpoint_epochs=(), tune_checkpoints=(
 
 
 def test_experiment_table_reads_trial_files_without_ray(tmp_path):
-    from raydream.results import experiment_table, write_search_info
+    from raydream.results.record import write_record
+    from raydream.results.table import experiment_table
 
-    write_search_info(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 3})
+    write_record(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 3})
     a = fake_trial(tmp_path, "run_a_00000", {"train": {"lr": 0.1, "max_epochs": 3}}, [0.1, 0.4, 0.3],
                    checkpoint_epochs=[2])
     b = fake_trial(tmp_path, "run_b_00001", {"train": {"lr": 0.2, "max_epochs": 3}}, [0.2, 0.1], tune_checkpoints=[1])
@@ -127,7 +128,7 @@ def test_epochs_run_again_after_a_restore_count_once_as_last_reported(tmp_path):
     resumed from epoch 1's checkpoint, has two rows for epoch 2 in progress.csv: the rerun's wins."""
     import json
 
-    from raydream.results import read_trial
+    from raydream.results.table import read_trial
 
     trial = tmp_path / "t_1"
     trial.mkdir()
@@ -144,7 +145,7 @@ def test_epochs_run_again_after_a_restore_count_once_as_last_reported(tmp_path):
 
 
 def test_without_a_search_file_the_varying_keys_are_shown(tmp_path):
-    from raydream.results import experiment_table
+    from raydream.results.table import experiment_table
 
     fake_trial(tmp_path, "t_1", {"train": {"lr": 0.1, "seed": 0, "max_epochs": 2}}, [0.1, 0.2])
     fake_trial(tmp_path, "t_2", {"train": {"lr": 0.2, "seed": 0, "max_epochs": 2}}, [0.3])
@@ -154,10 +155,11 @@ def test_without_a_search_file_the_varying_keys_are_shown(tmp_path):
 
 
 def test_results_cli_top_columns_sort_and_exports(tmp_path, capsys):
-    from raydream.errors import run_cli
-    from raydream.results import main, write_search_info
+    from raydream.core.errors import run_cli
+    from raydream.results.record import write_record
+    from raydream.results.table import main
 
-    write_search_info(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 2})
+    write_record(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 2})
     for i, r2s in enumerate([[0.1, 0.2], [0.5, 0.4], [0.3, 0.35]]):
         fake_trial(tmp_path, f"run_{i}", {"train": {"lr": 0.1 * (i + 1)}}, r2s, checkpoint_epochs=[1])
     md, csv = tmp_path / "t.md", tmp_path / "t.csv"
@@ -176,10 +178,11 @@ def test_results_cli_top_columns_sort_and_exports(tmp_path, capsys):
 def test_results_cli_ranks_by_the_searchs_metric_and_shows_its_baselines(tmp_path, capsys):
     import json
 
-    from raydream.errors import run_cli
-    from raydream.results import BASELINES_FILE, main, write_search_info
+    from raydream.core.errors import run_cli
+    from raydream.results.record import write_record
+    from raydream.results.table import BASELINES_FILE, main
 
-    write_search_info(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 2, "metric": "val_mse"})
+    write_record(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 2, "metric": "val_mse"})
     for i, mse in enumerate([[3.0, 2.5], [1.0, 4.0]]):
         fake_trial(tmp_path, f"run_{i}", {"train": {"lr": 0.1 * (i + 1)}}, [0.1, 0.2])
         frame = pd.read_csv(tmp_path / f"run_{i}" / "progress.csv").assign(val_mse=mse)
@@ -190,7 +193,7 @@ def test_results_cli_ranks_by_the_searchs_metric_and_shows_its_baselines(tmp_pat
     assert main([str(tmp_path), "--columns", "trial,best_val_mse,status"]) == 0
     rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:4]]
     assert rows == ["1", "k-mer", "0"]  # trial ids; MSE 1.0, the ridge's 2.0, then 2.5
-    write_search_info(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 2, "metric": "r2"})
+    write_record(tmp_path, {"sampled_keys": ["train.lr"], "max_epochs": 2, "metric": "r2"})
     assert run_cli(main, [str(tmp_path)]) == 2
     assert "metric 'r2' is not one of val_r2, val_pearson, val_spearman, val_mse" in capsys.readouterr().err
 
@@ -198,12 +201,16 @@ def test_results_cli_ranks_by_the_searchs_metric_and_shows_its_baselines(tmp_pat
 def test_tune_state_marks_interrupted_and_retried_trials_and_the_recorded_space_resolves_configs(tmp_path):
     import json
 
-    from raydream.results import experiment_table, write_search_info
+    from raydream.results.record import write_record
+    from raydream.results.table import experiment_table
+    from raydream.tuning.space import parse_space
 
     space = "model: cls_cnn\ntrain:\n  loss: {choice: [cross_entropy, soft_kl]}\n" \
             "  soft_label_sd: {uniform: [0.3, 1.0], when: {loss: soft_kl}}\n"
-    write_search_info(tmp_path, {"sampled_keys": ["train.loss", "train.soft_label_sd"], "max_epochs": 3,
-                                 "space": "s.yaml", "space_yaml": space})
+    # The search records how its space resolves a trial's config; the table applies it.
+    write_record(tmp_path, {"sampled_keys": ["train.loss", "train.soft_label_sd"], "max_epochs": 3,
+                            "space": "s.yaml", "space_yaml": space,
+                            "resolution": parse_space(space, "s.yaml").resolution()})
     a = fake_trial(tmp_path, "run_a", {"model": "cls_cnn", "train": {"loss": "soft_kl", "soft_label_sd": 0.5}},
                    [0.1, 0.2])
     b = fake_trial(tmp_path, "run_b", {"model": "cls_cnn", "train": {"loss": "cross_entropy", "soft_label_sd": 0.7}},

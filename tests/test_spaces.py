@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from raydream.errors import ConfigError
-from raydream.spaces import Distribution, available_spaces, load_space
+from raydream.core.errors import ConfigError
+from raydream.tuning.space import Distribution, available_spaces, load_space
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -127,8 +127,8 @@ def test_choices_among_lists_travel_as_json_and_come_back_as_lists():
 
 
 def test_a_space_of_families_draws_a_family_then_its_keys_and_resolves_to_that_family():
-    from raydream.plan import build_param_space, space_changes
-    from raydream.spaces import FamilySpace, parse_space
+    from raydream.tuning.plan import build_param_space, space_changes
+    from raydream.tuning.space import FamilySpace, parse_space
 
     space = load_space("families")
     assert isinstance(space, FamilySpace) and list(space.families) == ["resnet", "legnet", "lightgbm"]

@@ -4,7 +4,7 @@ import pytest
 
 from raydream.data.construct import LEFT_FLANK, RIGHT_FLANK
 from raydream.data.splits import SplitFractions, assign_splits, core_spans, split_uniform
-from raydream.errors import DataError
+from raydream.core.errors import DataError
 
 from conftest import random_promoters
 

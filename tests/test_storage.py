@@ -4,8 +4,8 @@ import pandas as pd
 import pyarrow.fs as pafs
 import pytest
 
-from raydream import storage
-from raydream.errors import DataError, run_cli
+from raydream.core import storage
+from raydream.core.errors import DataError, run_cli
 
 from test_results import fake_trial
 
@@ -116,12 +116,13 @@ def test_a_dataset_prepared_into_a_bucket_reads_as_the_local_one(s3_uri, dream_f
 
 
 def test_results_and_search_records_read_from_a_bucket(s3_uri, tmp_path, capsys):
-    from raydream.plan import Search
-    from raydream.results import main, write_search_info
-    from raydream.spaces import load_space
+    from raydream.tuning.plan import Search
+    from raydream.results.record import write_record
+    from raydream.results.table import main
+    from raydream.tuning.space import load_space
 
     src = tmp_path / "exp"
-    write_search_info(src, {"sampled_keys": ["train.lr"], "max_epochs": 2})
+    write_record(src, {"sampled_keys": ["train.lr"], "max_epochs": 2})
     for i, r2s in enumerate([[0.1, 0.2], [0.5, 0.4]]):
         fake_trial(src, f"run_{i}", {"train": {"lr": 0.1 * (i + 1)}}, r2s, checkpoint_epochs=[1])
     remote = storage.join(s3_uri, "results", "exp")
@@ -147,7 +148,7 @@ def test_results_and_search_records_read_from_a_bucket(s3_uri, tmp_path, capsys)
 
 
 def test_a_search_into_an_unreachable_store_stops_before_ray_starts(capsys):
-    from raydream.tune import main
+    from raydream.tuning.tuner import main
 
     bad = "s3://nowhere/runs?endpoint_override=http://127.0.0.1:9&region=us-east-1"
     assert run_cli(main, ["--smoke", "--storage-path", bad, "--name", "x"]) == 2

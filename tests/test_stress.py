@@ -44,6 +44,20 @@ def _finish(proc: subprocess.Popen, log: Path, deadline: float) -> str:
     return text
 
 
+def assert_fits_a_terminal(out: str, tmp_path: Path) -> None:
+    """A search's console at the default verbosity: one line per trial event, no Tune boxes
+    or tables, and no line over 120 characters once this test's temporary paths are written
+    as the README's (./ray_results, ~/.cache/raydream, ./space.yaml)."""
+    import os
+
+    shown = out.replace(str(tmp_path / "results"), "ray_results").replace(os.environ["RAYDREAM_CACHE"], "~/.cache/raydream")
+    shown = shown.replace(str(tmp_path / "tiny.yaml"), "space.yaml")
+    long = [line for line in shown.splitlines() if len(line) > 120]
+    assert not long, long
+    assert "╭" not in out and "Trial status:" not in out and "Traceback" not in out
+    assert re.search(r"\nraydream: trial \w+ started: ", out) and re.search(r"\nraydream: trial \w+ completed ", out)
+
+
 def _statuses(experiment: Path) -> list[str]:
     return pd.read_csv(experiment / "ranked_trials.csv")["status"].tolist()
 
@@ -78,6 +92,7 @@ def test_two_searches_submitted_at_once_to_one_cluster_both_finish(cluster, tmp_
             # Each search read its splits once, beside the other search's trial.
             assert re.search(r"the train and val splits \([\d,]+ rows\) read once into Ray's object store", out)
             assert _statuses(tmp_path / "results" / name) == ["completed"]
+            assert_fits_a_terminal(out, tmp_path)
     finally:
         for proc in searches.values():
             kill_group(proc)
@@ -108,7 +123,9 @@ def test_a_trial_that_cannot_get_its_resources_fails_in_one_line_and_is_retried(
         if search is not None:
             kill_group(search)
         ray.shutdown()
-    (line,) = [line for line in out.splitlines() if "failed:" in line]
+    assert_fits_a_terminal(out, tmp_path)
+    unwrapped = re.sub(r"\n  (?=\S)", " ", out)  # the console wraps a long message at 120 characters
+    (line,) = [line for line in unwrapped.splitlines() if "failed:" in line]
     assert line.endswith("no epoch reported for 10 s after epoch 0: its Train workers were waiting for their "
                          "resources; the cluster had 1 of 2 CPU, 0 of 0 GPU free; retrying it"), line
     assert "Traceback" not in out

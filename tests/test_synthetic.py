@@ -7,7 +7,7 @@ from raydream.data import synthetic as syn
 from sklearn.metrics import r2_score
 
 from raydream.data.prepare import load_manifest, prepare_synthetic, read_split
-from raydream.errors import run_cli
+from raydream.core.errors import run_cli
 from raydream.prepare import main as prepare_main
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from raydream.config import from_dict
-from raydream.errors import ConfigError
-from raydream.metrics import regression_metrics
+from raydream.core.typed import from_dict
+from raydream.core.errors import ConfigError
+from raydream.core.metrics import regression_metrics
 from raydream.models import create_model
 from raydream.train.config import TrainConfig, build_model_config
 from raydream.train.optim import AdamThenSGD, make_recipe
@@ -115,7 +115,7 @@ def test_model_learns_a_planted_motif_well_above_a_shuffled_control(name, device
 def _seeded_run(name, seed):
     """Train losses and validation predictions of 2 epochs from `seed_everything(seed)`, with
     dropout and reverse-complement augmentation drawing random numbers."""
-    from raydream.seeding import seed_everything
+    from raydream.core.seeding import seed_everything
 
     model_values, family_values = SMALL[name]
     cfg = TrainConfig(batch_size=64, rc_augment=True, **{"lr": 3e-3, **family_values})

@@ -4,11 +4,12 @@ import lightgbm
 import numpy as np
 import pytest
 
-from raydream.checkpoint import load_model, predict_from_checkpoint, save_tree_checkpoint
+from raydream.results.inference import predict
+from raydream.train.checkpoint import restore_model, save_tree_checkpoint
 from raydream.data.features import sequence_features
 from raydream.data.synthetic import generate_library
-from raydream.errors import ConfigError
-from raydream.metrics import regression_metrics
+from raydream.core.errors import ConfigError
+from raydream.core.metrics import regression_metrics
 from raydream.models import TREE, create_model, list_models, model_config
 from raydream.data.encode import to_byte_matrix
 from raydream.data.features import code_features
@@ -71,11 +72,11 @@ def test_tree_checkpoint_round_trip_predicts_the_same(name, library, tmp_path):
     fewer = {"num_boost_round": 20} if name == "lightgbm" else {"n_estimators": 5}
     model = fit_tree(name, {**SMALL[name], **fewer}, seqs[:500], y[:500])
     save_tree_checkpoint(tmp_path / "ck", model, name, TrainConfig(seed=3), epoch=2, metrics={"val_r2": 0.1})
-    loaded, meta = load_model(tmp_path / "ck")
+    loaded, meta = restore_model(tmp_path / "ck")
     assert meta["model"] == name and meta["epoch"] == 2 and meta["train_config"]["seed"] == 3
     preds = model.predict(val_seqs)
     assert np.allclose(loaded.predict(val_seqs), preds)
-    assert np.allclose(predict_from_checkpoint(tmp_path / "ck", val_seqs), preds)
+    assert np.allclose(predict(tmp_path / "ck", val_seqs), preds)
     assert np.isfinite(preds).all() and preds.shape == (len(val_seqs),)
 
 

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from raydream.checkpoint import load_model
-from raydream.errors import ConfigError, run_cli
-from raydream.spaces import load_space
-from raydream.plan import build_param_space, check_torch_backend, plan_resources
-from raydream.tune import main
+from raydream.train.checkpoint import restore_model
+from raydream.core.errors import ConfigError, run_cli
+from raydream.tuning.space import load_space
+from raydream.tuning.plan import build_param_space, check_torch_backend, plan_resources
+from raydream.tuning.tuner import main
 
 
 def test_a_trial_reserves_its_workers_and_a_cpu_each_for_their_ray_data_reads():
@@ -75,7 +75,7 @@ def test_an_autoscaling_cluster_takes_trials_that_fit_only_once_nodes_are_added(
 
 
 def test_gpus_default_to_one_per_network_worker_when_the_cluster_has_them():
-    from raydream.plan import worker_gpus
+    from raydream.tuning.plan import worker_gpus
 
     assert worker_gpus(None, network=True, cluster={"CPU": 8, "GPU": 2}) == 1
     assert worker_gpus(None, network=True, cluster={"CPU": 8}) == 0
@@ -86,7 +86,7 @@ def test_gpus_default_to_one_per_network_worker_when_the_cluster_has_them():
 
 
 def test_fp16_is_refused_for_trials_without_gpus():
-    from raydream.plan import check_precision
+    from raydream.tuning.plan import check_precision
 
     space = load_space("resnet")
     check_precision(space, {"precision": "bf16"}, gpus_per_worker=0)
@@ -98,7 +98,7 @@ def test_fp16_is_refused_for_trials_without_gpus():
 
 
 def test_asha_notes_say_when_asha_cannot_stop_anything():
-    from raydream.plan import asha_notes
+    from raydream.tuning.plan import asha_notes
 
     assert asha_notes(num_samples=8, max_epochs=8, grace_period=2, reduction_factor=2) == []
     (note,) = asha_notes(num_samples=8, max_epochs=2, grace_period=2, reduction_factor=2)
@@ -108,7 +108,7 @@ def test_asha_notes_say_when_asha_cannot_stop_anything():
 
 
 def test_search_record_round_trips_and_names_what_changed_in_a_space(tmp_path):
-    from raydream.plan import Search, space_changes
+    from raydream.tuning.plan import Search, space_changes
 
     space = load_space("cls_cnn")
     search = Search(space=space, data="/data", experiment_dir=str(tmp_path / "exp"), num_samples=4, max_epochs=3,
@@ -174,6 +174,25 @@ def test_cli_errors_are_one_line_before_ray_starts(tmp_path, capsys):
                          (["--gpus-per-worker", "-1"], "--gpus-per-worker must be a number >= 0, got -1")]:
         assert run_cli(main, [*flags, "--data", str(tmp_path / "never-read.txt")]) == 2, flags
         assert words in capsys.readouterr().err, flags
+
+
+def test_the_python_api_and_log_refuse_bad_flags_before_ray_starts(tmp_path, capsys):
+    import importlib.util
+
+    import raydream
+
+    with pytest.raises(ConfigError, match="search\\(\\): unknown flag 'num_sample'; flags are: address, "):
+        raydream.search("resnet", num_sample=4)
+    with pytest.raises(ConfigError, match="search\\(\\): smoke must be True or False, got 'yes'"):
+        raydream.search("resnet", smoke="yes")
+    with pytest.raises(ConfigError, match="--max-concurrent must be >= 1"):
+        raydream.search("resnet", max_concurrent=0, data=tmp_path / "never-read.txt")
+    assert run_cli(main, ["--log", "neptune"]) == 2
+    assert "argument --log: invalid choice: 'neptune'" in capsys.readouterr().err
+    if importlib.util.find_spec("wandb") is None:
+        assert run_cli(main, ["--log", "wandb", "--storage-path", str(tmp_path)]) == 2
+        assert capsys.readouterr().err.startswith("error: --log wandb needs the wandb package, which is not installed")
+    assert not list(tmp_path.iterdir())
 
 
 def run_tune(*args: str, timeout: int) -> subprocess.CompletedProcess:
@@ -245,9 +264,9 @@ def test_asha_as_raydream_sets_it_up_stops_a_trial_that_falls_behind_at_a_rung_b
     import ray
     from ray import tune
 
-    from raydream.plan import Search, plan_resources
-    from raydream.results import experiment_table
-    from raydream.tune import _new_tuner
+    from raydream.tuning.plan import Search, plan_resources
+    from raydream.results.table import experiment_table
+    from raydream.tuning.tuner import _new_tuner
 
     space = tmp_path / "lr.yaml"
     space.write_text("model: resnet\ntrain:\n  lr: {choice: [0.3, 0.002]}\n")
@@ -277,9 +296,9 @@ def test_a_search_across_families_gives_each_trial_one_familys_config_and_ranks_
     import ray
     from ray import tune
 
-    from raydream.plan import Search, plan_resources
-    from raydream.results import experiment_table
-    from raydream.tune import _new_tuner
+    from raydream.tuning.plan import Search, plan_resources
+    from raydream.results.table import experiment_table
+    from raydream.tuning.tuner import _new_tuner
 
     space = tmp_path / "families.yaml"
     space.write_text("families:\n"
@@ -318,8 +337,8 @@ def test_a_search_across_families_gives_each_trial_one_familys_config_and_ranks_
 def test_repeats_train_the_top_configs_as_sampled_with_the_next_seeds(tmp_path):
     from test_results import fake_trial  # tests/ is on sys.path
 
-    from raydream.plan import Search
-    from raydream.tune import repeat_points
+    from raydream.tuning.plan import Search
+    from raydream.tuning.tuner import repeat_points
 
     space = load_space("families")
     search = Search(space=space, data=str(tmp_path), experiment_dir=str(tmp_path), num_samples=4, max_epochs=2,
@@ -339,15 +358,41 @@ def test_repeats_train_the_top_configs_as_sampled_with_the_next_seeds(tmp_path):
 
 @pytest.mark.ray
 @pytest.mark.timeout(200)
-def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_from_files(tmp_path):
+def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_from_files(tmp_path, capsys):
     # A random-forest trial is one process, which Tune reuses for the next trial (networks and
     # LightGBM run as Train runs in tests/test_multinode.py). 200 trials take well over 12 s.
     # Ranked by MSE, lower is better: ASHA, the kept checkpoints, the table and the summary.
     # Then the top 3 configurations are trained again with 2 other seeds each.
-    done = run_tune("--space", "random_forest", "--smoke", "--num-samples", "200", "--time-budget", "12",
-                    "--max-concurrent", "1", "--metric", "val_mse", "--repeats", "2",
-                    "--storage-path", str(tmp_path / "results"), "--name", "budget", timeout=190)
-    assert "up to 1 trial(s) at a time" in done.stdout and ", by val_mse (min);" in done.stdout
+    # Run through the Python API, with a Tune callback of the caller's and MLflow logging.
+    from ray.tune import Callback
+
+    import raydream
+
+    class Reported(Callback):
+        def __init__(self):
+            self.trials = set()
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.trials.add(trial.trial_id)
+
+    reported = Reported()
+    grid = raydream.search("random_forest", smoke=True, num_samples=200, time_budget=12, max_concurrent=1,
+                           metric="val_mse", repeats=2, storage_path=tmp_path / "results", name="budget",
+                           log=["mlflow"], callbacks=[reported])
+    done = capsys.readouterr()
+    best = grid.get_best_result(metric="val_mse", mode="min")
+    assert grid.experiment_path == str(tmp_path / "results" / "budget") and best.checkpoint is not None
+    assert {r.metrics["trial_id"] for r in grid if r.metrics} == reported.trials
+    # every trial of the search (and of its repeats) is an MLflow run, with its metrics
+    from mlflow.tracking import MlflowClient
+
+    assert f"raydream: MLflow runs in sqlite:///{tmp_path / 'results' / 'mlflow.db'} (experiment budget)" in done.out
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("budget").experiment_id])
+    scored = [r for r in grid if r.metrics and "val_mse" in r.metrics]
+    assert len(runs) >= len(scored) + 6
+    assert sum("val_mse" in r.data.metrics for r in runs) >= len(scored) + 6
+    assert "up to 1 trial(s) at a time" in done.out and ", by val_mse (min)\n" in done.out
     table = pd.read_csv(tmp_path / "results" / "budget" / "ranked_trials.csv")
     assert 1 <= len(table) < 200
     assert (table["status"] == "completed").any()
@@ -355,21 +400,21 @@ def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_f
     scores = table["best_val_mse"].dropna().tolist()
     assert scores == sorted(scores)
     # The baselines are rows of the printed table, and the summary compares on the test split.
-    assert "Trials ranked by best validation MSE, with the baselines:" in done.stdout
-    assert re.search(r"\n +- +k-mer ridge .* baseline\n", done.stdout)
+    assert "Trials ranked by best validation MSE, with the baselines:" in done.out
+    assert re.search(r"\n +- +k-mer ridge .* baseline\n", done.out)
     assert (tmp_path / "results" / "budget" / "baselines.json").is_file()
-    assert "On the held-out test split (the baselines fit on the first 5,099 training rows" in done.stdout
+    assert "On the held-out test split (the baselines fit on the first 5,099 training rows" in done.out
     number = r"-?[0-9.]+"
     assert re.search(rf"\n  best trial +R\^2 {number}, Pearson r {number}, Spearman rho {number}, MSE {number}\n",
-                     done.stdout)
-    assert re.search(r"\n  training mean +R\^2 -?0\.0[0-9]+, Pearson r -, Spearman rho -, MSE ", done.stdout)
+                     done.out)
+    assert re.search(r"\n  training mean +R\^2 -?0\.0[0-9]+, Pearson r -, Spearman rho -, MSE ", done.out)
     assert re.search(rf"the best trial (beats|does not beat) the k-mer ridge by MSE: {number} against {number}",
-                     done.stdout)
-    assert len(table) >= 3 and "\n  mean of the top 3 checkpoints  R^2 " in done.stdout
+                     done.out)
+    assert len(table) >= 3 and "\n  mean of the top 3 checkpoints  R^2 " in done.out
     assert re.search(rf"the mean of the top 3 checkpoints (beats|does not beat) the k-mer ridge by MSE: {number}",
-                     done.stdout)
+                     done.out)
     # The table is rebuilt from the experiment's files, without Ray, the same way.
-    from raydream.results import experiment_table
+    from raydream.results.table import experiment_table
 
     rebuilt = experiment_table(tmp_path / "results" / "budget")
     assert rebuilt[["trial", "status", "checkpoint"]].values.tolist() == table[["trial", "status", "checkpoint"]].values.tolist()
@@ -379,7 +424,7 @@ def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_f
     # --repeats: each of the top 3 sampled configs again, with seeds 1 and 2 (the search's is 0)
     import json
 
-    from raydream.results import repeat_runs
+    from raydream.results.table import repeat_runs
 
     runs = repeat_runs(tmp_path / "results" / "budget", "val_mse")
     assert sorted(runs["repeat_of"]) == sorted(table["trial"].head(3).tolist() * 2)
@@ -394,7 +439,7 @@ def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_f
                                                              [summary["trial"]].tolist())
     assert summary["sd_test_mse"].notna().all()
     assert re.search(rf"\n{summary['trial'][0]} +{number} +2 +{number} \+- {number} +{number} \+- {number}\n",
-                     done.stdout)
+                     done.out)
 
 
 def _wait_for(predicate, proc: subprocess.Popen, log: Path, timeout: float) -> None:
@@ -426,7 +471,7 @@ def _epochs(trial_dir: Path) -> list[int]:
 
 def test_resume_refuses_a_changed_space_a_missing_experiment_and_new_settings(tmp_path, capsys):
     from raydream.data.prepare import resolve_dataset
-    from raydream.plan import Search
+    from raydream.tuning.plan import Search
 
     experiment = tmp_path / "exp"
     space = tmp_path / "tiny.yaml"
@@ -464,7 +509,7 @@ def test_two_trials_share_a_gpu_in_mixed_precision_and_their_checkpoints_load_on
     import pyarrow.parquet as pq
 
     from raydream.data.prepare import resolve_dataset, split_files
-    from raydream.metrics import regression_metrics
+    from raydream.core.metrics import regression_metrics
     from raydream.train.config import TrainConfig
     from raydream.train.steps import predict
 
@@ -481,7 +526,7 @@ def test_two_trials_share_a_gpu_in_mixed_precision_and_their_checkpoints_load_on
     assert "each trial: 1 CPU + 0.5 GPU" in done.stdout and "up to 2 trial(s) at a time" in done.stdout
     table = pd.read_csv(tmp_path / "results" / "gpu" / "ranked_trials.csv")
     assert table["status"].tolist() == ["completed", "completed"]
-    model, meta = load_model(table.loc[0, "checkpoint"])  # trained on the GPU, loaded on the CPU
+    model, meta = restore_model(table.loc[0, "checkpoint"])  # trained on the GPU, loaded on the CPU
     assert meta["train_config"]["precision"] == "bf16"
     val = pq.read_table(split_files(resolve_dataset(None), "val")).to_pandas().iloc[:256]
     preds, labels = predict(model, [{"sequence": val["sequence"].values, "expression": val["expression"].values}],
@@ -495,7 +540,7 @@ def test_a_search_whose_trials_cannot_start_is_stopped_saying_what_they_wait_for
     from types import SimpleNamespace
 
     import raydream.train.trial
-    from raydream.watch import SearchStallWatch
+    from raydream.tuning.watch import SearchStallWatch
 
     monkeypatch.setattr(raydream.train.trial, "free_resources", lambda: "0 of 2 CPU, 0 of 0 GPU")
     watch = SearchStallWatch(limit_s=0.0, plan=plan_resources({"CPU": 2}, 1, 1))
@@ -514,7 +559,7 @@ def test_a_search_whose_trials_cannot_start_is_stopped_saying_what_they_wait_for
 
 
 def test_the_summary_sets_the_search_beside_the_baselines_and_a_synthetic_librarys_ceiling(capsys):
-    from raydream.tune import _summary
+    from raydream.tuning.tuner import _summary
 
     def scores(r2, pearson=0.5):
         return {"r2": r2, "pearson": pearson, "spearman": pearson, "mse": 1 - r2}
@@ -539,7 +584,7 @@ def test_the_summary_sets_the_search_beside_the_baselines_and_a_synthetic_librar
 def test_work_in_the_background_returns_its_value_or_raises_its_error_or_times_out():
     import threading
 
-    from raydream.background import InBackground
+    from raydream.core.background import InBackground
 
     assert InBackground(sum, [1, 2, 3]).result() == 6
 

@@ -1,1 +1,2 @@
-"""Data layer: DREAM-file ingestion, splits, encoders. No Ray imports here."""
+"""Layer 1, data: DREAM-file ingestion into Parquet shards, splits, encoders, features and
+synthetic libraries. Imports only `raydream.core`; no Ray, no torch."""

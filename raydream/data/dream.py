@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from raydream.errors import DataError
-from raydream.files import require_regular_file
+from raydream.core.errors import DataError
+from raydream.core.files import require_regular_file
 
 DNA_ALPHABET = "ACGTN"
 _DNA_RE = "^[ACGTN]+$"
@@ -159,7 +159,7 @@ def describe_line(text: str, line_no: int, rules: RowRules) -> str | None:
         return f"looks like a header ({_clip(text)!r}); DREAM files have no header line"
     if not seq:
         return "sequence has characters other than A/C/G/T/N: '(empty)' in ''"
-    if problem := _sequence_problem(seq, rules):
+    if problem := sequence_problem(seq, rules):
         return problem
     if not _NUMBER.match(expr):
         return f"expression {_clip(expr)!r} is not a finite number"
@@ -231,7 +231,7 @@ def read_sequence_lines(path: str | os.PathLike, rules: RowRules = RowRules()) -
             seq = text.strip().upper()
             if line_no == 1 and seq.startswith("\ufeff"):
                 seq = seq[1:]
-            problem = _sequence_problem(seq, rules)
+            problem = sequence_problem(seq, rules)
             if problem:
                 raise DataError(f"{path}, line {line_no}: {problem}; expected one sequence per line")
             sequences.append(seq)
@@ -242,7 +242,8 @@ def read_sequence_lines(path: str | os.PathLike, rules: RowRules = RowRules()) -
     return sequences
 
 
-def _sequence_problem(seq: str, rules: RowRules) -> str | None:
+def sequence_problem(seq: str, rules: RowRules) -> str | None:
+    """What is wrong with an upper-case sequence by `rules` (its alphabet and length), or None."""
     if not seq:
         return "empty line"
     if not _DNA.match(seq):

@@ -33,11 +33,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from raydream import __version__, storage
+from raydream.core import storage
+from raydream import __version__
 from raydream.data.dream import DreamReader, RowRules, file_sha256
 from raydream.data.splits import SPLIT_BY, SPLITS, SplitFractions, assign_splits
-from raydream.errors import DataError
-from raydream.files import check_writable_location, is_within, require_regular_file
+from raydream.core.errors import DataError
+from raydream.core.files import check_writable_location, is_within, require_regular_file
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from raydream.data.construct import LEFT_FLANK, RANDOM_LENGTH, RIGHT_FLANK
-from raydream.errors import DataError
+from raydream.core.errors import DataError
 
 SPLITS = ("train", "val", "test")
 SPLIT_BY = ("core", "sequence")  # what the split key hashes; "core" is the default

@@ -1,5 +1,5 @@
-"""Model families: PyTorch networks and tree ensembles, no Ray. Importing this package
-registers every model."""
+"""Layer 2, models: PyTorch networks and tree ensembles and their registry. Imports only
+`raydream.core` and `raydream.data`; no Ray. Importing this package registers every model."""
 
 from raydream.models import baseline_cnn, cls_cnn, legnet, resnet, trees  # noqa: F401  (registration side effect)
 from raydream.models.registry import (

@@ -15,8 +15,8 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
-from raydream.config import from_dict
-from raydream.errors import ConfigError
+from raydream.core.typed import from_dict
+from raydream.core.errors import ConfigError
 from raydream.models.heads import BINS, REGRESSION, ScalarHead
 
 TORCH, TREE = "torch", "tree"

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from raydream.metrics import regression_metrics
+from raydream.core.metrics import regression_metrics
 
 KMER_KS = (1, 2, 3, 4, 5, 6)
 RIDGE_ALPHAS = tuple(10.0**e for e in range(7))  # 1 .. 1,000,000

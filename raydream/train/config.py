@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from raydream.errors import ConfigError
+from raydream.core.errors import ConfigError
 from raydream.models import TREE, model_config, model_kind, model_output
 from raydream.models.heads import BINS
 from raydream.train.losses import BIN_ONLY, LOSSES
+
+DRIVER_RESOURCE = "TRIAL_DRIVER"  # a custom resource that marks the nodes trial drivers may run on
+DRIVER_SHARE = 0.01  # of DRIVER_RESOURCE per trial driver; the resource only tags drivers
 
 OPTIMIZERS = ("adam_sgd", "adamw_onecycle", "cosine_swa")  # see raydream.train.optim
 PRECISIONS = ("fp32", "bf16", "fp16")  # see raydream.train.steps.autocast

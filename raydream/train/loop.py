@@ -30,10 +30,10 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from raydream.checkpoint import save_checkpoint
-from raydream.config import from_dict
-from raydream.metrics import regression_metrics
-from raydream.seeding import seed_everything
+from raydream.train.checkpoint import save_checkpoint
+from raydream.core.typed import from_dict
+from raydream.core.metrics import regression_metrics
+from raydream.core.seeding import seed_everything
 from raydream.train.config import DATA_CPUS_PER_WORKER, DEFAULT_STALL_TIMEOUT_S, TrainConfig, build_model_config
 from raydream.train.steps import CODES, encode_batch, input_codes, model_and_recipe, predict, train_epoch
 from raydream.train.weights import DensityWeights
@@ -444,7 +444,7 @@ def read_shards(data_dir: str, split: str, concurrency: int = 1, node: str | Non
     (every epoch), even for one shard. On 2 cores that was most of the time of a small
     trial: a 2-worker LightGBM trial started 59 worker processes, 34 of them footer readers.
     """
-    from raydream import storage
+    from raydream.core import storage
     from raydream.data.prepare import split_files
 
     fs, files = storage.arrow_paths(split_files(data_dir, split))
@@ -488,7 +488,7 @@ def read_once(setup: TrialSetup, object_store_bytes: float, timeout_s: float) ->
     Raises:
         TimeoutError: the reads took over `timeout_s` seconds.
     """
-    from raydream.background import InBackground
+    from raydream.core.background import InBackground
     from raydream.train.trial import free_resources
 
     if split_bytes(setup.data_dir) > READ_ONCE_SHARE * object_store_bytes:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from raydream.checkpoint import read_checkpoint
+from raydream.train.checkpoint import read_checkpoint
 from raydream.data.construct import PLASMID_UPSTREAM
 from raydream.data.encode import (add_flag_channels, one_hot_tensor, random_flips, reverse_complement,
                                   reverse_complement_where, to_byte_matrix)

@@ -24,10 +24,10 @@ import numpy as np
 import ray
 import ray.train
 
-from raydream.checkpoint import load_model, save_tree_checkpoint
-from raydream.config import from_dict
+from raydream.train.checkpoint import restore_model, save_tree_checkpoint
+from raydream.core.typed import from_dict
 from raydream.data.encode import to_byte_matrix
-from raydream.metrics import regression_metrics
+from raydream.core.metrics import regression_metrics
 from raydream.models import model_config
 from raydream.models.trees import (
     FEATURE_BATCH,
@@ -117,7 +117,7 @@ def lightgbm_loop_per_worker(loop_config: dict) -> None:
     start, init_model, best_r2 = 0, None, -np.inf
     if checkpoint := starting_checkpoint(loop_config):
         with checkpoint.as_directory() as directory:
-            restored, meta = load_model(directory)
+            restored, meta = restore_model(directory)
         init_model, start = restored.estimator, meta["metrics"]["rounds"]
         best_r2 = meta["metrics"]["best_val_r2"]
     ends = epoch_ends(mcfg.num_boost_round, tcfg.max_epochs)
@@ -167,7 +167,7 @@ def run_forest_trial(config: dict, setup: TrialSetup) -> None:
     forest, start, best_r2 = new_forest(mcfg, tcfg.seed, n_jobs=setup.cpus_per_worker), 0, -np.inf
     if checkpoint := tune.get_checkpoint():
         with checkpoint.as_directory() as directory:
-            restored, meta = load_model(directory)
+            restored, meta = restore_model(directory)
         forest, start, best_r2 = restored.estimator, meta["epoch"], meta["metrics"]["best_val_r2"]
     for epoch, n_trees in enumerate(epoch_ends(mcfg.n_estimators, tcfg.max_epochs), start=1):
         if epoch <= start:

@@ -39,7 +39,8 @@ import ray
 import ray.train
 from ray import tune
 from ray.tune.result import DONE, SHOULD_CHECKPOINT
-from raydream import storage
+from raydream.core import storage
+from raydream.train.config import DRIVER_RESOURCE, DRIVER_SHARE
 from raydream.train.run_link import ControllerLink, ForwardReports, RunLink
 
 logger = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ class TrainRunTrial(tune.Trainable):
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         # Tune hands over a local copy; the Train workers, maybe on other nodes, read the
         # resume point from the trial's storage.
-        from raydream.checkpoint import read_meta
+        from raydream.train.checkpoint import read_meta
 
         self._last_epoch = int(read_meta(checkpoint_dir)["epoch"])
         target = storage.join(self._trial_storage, RESTORED_CHECKPOINT)
@@ -281,3 +282,25 @@ class TrainRunTrial(tune.Trainable):
         if self._run is not None:
             self._run.stop(finished=self._last_epoch >= self._max_epochs, wait=wait)
             self._run = None
+
+
+def run_forest(config: dict, setup, space) -> None:
+    """Tune function trainable for a random forest (see `raydream.train.tree_loop`)."""
+    from raydream.train.tree_loop import run_forest_trial
+
+    run_forest_trial(space.resolve(config), setup)
+
+
+def trainable(space, setup, cpus_per_trial: int):
+    """The Tune trainable of a search space's trials, with its resources: how each family
+    trains.
+
+    Ray Train runs (networks, LightGBM): `TrainRunTrial`, a driver on a sliver of
+    DRIVER_RESOURCE whose Train workers reserve the CPUs. Random forest: one process holding
+    its `cpus_per_trial` CPUs itself (n_jobs threads). space: the search's space (anything with
+    `model` and `resolve(config)`, see `raydream.tuning.space`), passed to every trial.
+    """
+    if space.model == "random_forest":
+        return tune.with_resources(tune.with_parameters(run_forest, setup=setup, space=space), {"CPU": cpus_per_trial})
+    return tune.with_resources(tune.with_parameters(TrainRunTrial, setup=setup, space=space),
+                               {DRIVER_RESOURCE: DRIVER_SHARE})

@@ -14,14 +14,13 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from raydream import storage
-from raydream.errors import ConfigError
-from raydream.results import DEFAULT_METRIC, METRICS, SEARCH_FILE, write_search_info
-from raydream.spaces import FAMILY, SECTIONS, Distribution, FamilySpace, SearchSpace, parse_space
-from raydream.train.config import DATA_CPUS_PER_WORKER, DEFAULT_STALL_TIMEOUT_S
+from raydream.core import storage
+from raydream.core.errors import ConfigError
+from raydream.results.record import SEARCH_FILE, write_record
+from raydream.results.table import DEFAULT_METRIC, METRICS
+from raydream.tuning.space import FAMILY, SECTIONS, Distribution, FamilySpace, SearchSpace, parse_space
+from raydream.train.config import DATA_CPUS_PER_WORKER, DEFAULT_STALL_TIMEOUT_S, DRIVER_RESOURCE, DRIVER_SHARE
 
-DRIVER_RESOURCE = "TRIAL_DRIVER"
-DRIVER_SHARE = 0.01  # of DRIVER_RESOURCE per trial driver; the resource only tags drivers
 SEARCH_ALGS = ("random", "optuna")
 # torch.distributed backends a trial's Train workers may be given (Ray Train's TorchConfig);
 # left unset, Ray picks NCCL for GPU workers and Gloo for CPU workers.
@@ -86,11 +85,12 @@ class Search:
             "sampled_keys": self.space.sampled_keys(),
             **settings,
             "space_yaml": self.space.text,
+            "resolution": self.space.resolution(),
         }
 
     def write(self) -> str:
         """Write the record into the experiment directory or URI (atomically)."""
-        return write_search_info(self.experiment_dir, self.to_record())
+        return write_record(self.experiment_dir, self.to_record())
 
     @classmethod
     def read(cls, experiment_dir: str | os.PathLike) -> "Search":
@@ -204,7 +204,8 @@ class ResourcePlan:
     waits_for_nodes: bool = False
 
     def describe(self, train_run: bool = True) -> str:
-        """One line; train_run=False for trials that hold their CPUs themselves (no Train run)."""
+        """Two lines (a trial's resources; the cluster's and how many trials fit);
+        train_run=False for trials that hold their CPUs themselves (no Train run)."""
         gpus = f" + {self.gpus_per_trial:g} GPU" if self.gpus_per_trial else ""
         if train_run:
             holder = (f"Train workers ({self.data_cpus_per_trial:g} of the CPUs for their Ray Data reads) + a "
@@ -213,7 +214,7 @@ class ResourcePlan:
             holder = "the trial process"
         fits = " as its autoscaler adds nodes" if self.waits_for_nodes else ""
         return (
-            f"each trial: {self.cpus_per_trial:g} CPU{gpus} for {holder}; "
+            f"each trial: {self.cpus_per_trial:g} CPU{gpus} for {holder}\n"
             f"cluster {self.total_cpus:g} CPU / {self.total_gpus:g} GPU -> "
             f"up to {self.max_concurrent} trial(s) at a time{fits}"
         )

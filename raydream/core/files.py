@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 from typing import Iterable
 
-from raydream.errors import DataError
+from raydream.core.errors import DataError
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

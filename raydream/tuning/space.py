@@ -30,7 +30,6 @@ continuous distribution or another conditional key.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -40,11 +39,12 @@ from typing import Any
 
 import yaml
 
-from raydream.config import field_names, from_dict
-from raydream.errors import ConfigError, DataError
-from raydream.files import require_regular_file
+from raydream.core.typed import field_names, from_dict
+from raydream.core.errors import ConfigError, DataError
+from raydream.core.files import require_regular_file
 from raydream.models import TREE, list_models, model_config, model_kind
 from raydream.models.registry import model_config_class
+from raydream.results.record import resolve_config
 from raydream.train.config import TREE_TRAIN_FIELDS, TrainConfig, build_model_config
 
 DISTRIBUTIONS = {"choice": None, "uniform": 2, "loguniform": 2, "randint": 2, "quniform": 3}
@@ -127,24 +127,20 @@ class SearchSpace:
     def resolve(self, config: dict[str, Any]) -> dict[str, Any]:
         """A config sampled by Tune as a trial uses it: JSON-encoded choices decoded, and
         conditional keys whose condition does not hold removed (left at their defaults)."""
-        out = {**config, **{s: dict(config.get(s) or {}) for s in SECTIONS}}
-        for section in SECTIONS:
-            for key, value in getattr(self, section).items():
-                if isinstance(value, Distribution) and value.encoded and isinstance(out[section].get(key), str):
-                    out[section][key] = json.loads(out[section][key])
-        for section in SECTIONS:
-            for key, value in getattr(self, section).items():
-                if isinstance(value, Distribution) and value.when and not self._holds(value.when, out):
-                    out[section].pop(key, None)
-        return out
+        return resolve_config(config, self.resolution())
 
-    def _holds(self, when: tuple, config: dict[str, Any]) -> bool:
-        for dotted, allowed in when:
-            section, key = dotted.split(".", 1)
-            value = config[section][key] if key in config[section] else self.default(dotted)
-            if value not in allowed:
-                return False
-        return True
+    def resolution(self) -> dict[str, Any]:
+        """How `resolve` turns a sampled config into a trial's (JSON, kept in the search's
+        record for the readers of its results: see `raydream.results.record.resolve_config`)."""
+        decode, conditional = [], {}
+        for section in SECTIONS:
+            for key, value in getattr(self, section).items():
+                if isinstance(value, Distribution) and value.encoded:
+                    decode.append(f"{section}.{key}")
+                if isinstance(value, Distribution) and value.when:
+                    conditional[f"{section}.{key}"] = [[dotted, list(allowed), self.default(dotted)]
+                                                       for dotted, allowed in value.when]
+        return {"sections": list(SECTIONS), "decode": decode, "conditional": conditional}
 
     def fewest_rounds(self) -> int | None:
         """Tree models: the fewest boosting rounds (or trees) a trial can be given; else None."""
@@ -207,9 +203,11 @@ class FamilySpace:
     def resolve(self, config: dict[str, Any]) -> dict[str, Any]:
         """A trial's config as it trains: its family's model, model_config and train (see
         `SearchSpace.resolve`), beside FAMILY and any other top-level key but the families'."""
-        family = config[FAMILY]
-        others = {k: v for k, v in config.items() if k not in self.families}
-        return {**others, **self.families[family].resolve(config[family])}
+        return resolve_config(config, self.resolution())
+
+    def resolution(self) -> dict[str, Any]:
+        """How `resolve` turns a sampled config into a trial's (see `SearchSpace.resolution`)."""
+        return {"family_key": FAMILY, "families": {name: sub.resolution() for name, sub in self.families.items()}}
 
     def fewest_rounds(self) -> int | None:
         """The fewest boosting rounds (or trees) a tree family's trial can be given, or None."""

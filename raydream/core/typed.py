@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, TypeVar
 
-from raydream.errors import ConfigError
+from raydream.core.errors import ConfigError
 
 T = TypeVar("T")
 

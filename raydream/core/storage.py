@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from raydream.errors import DataError
-from raydream.files import write_text_atomic
+from raydream.core.errors import DataError
+from raydream.core.files import write_text_atomic
 
 
 def is_remote(location: str | os.PathLike) -> bool:

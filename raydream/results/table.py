@@ -18,16 +18,16 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from raydream import storage
-from raydream.errors import ArgumentParser, DataError, run_cli
-from raydream.files import is_within, write_text_atomic
+from raydream.core import storage
+from raydream.core.errors import ArgumentParser, DataError, run_cli
+from raydream.core.files import is_within, write_text_atomic
+from raydream.results.record import SEARCH_FILE, resolve_config
 
 # The validation metrics a search may rank and stop its trials by, and which way is better.
 METRICS = {"val_r2": "max", "val_pearson": "max", "val_spearman": "max", "val_mse": "min"}
 DEFAULT_METRIC = "val_r2"
 METRIC_LABELS = {"val_r2": "R^2", "val_pearson": "Pearson r", "val_spearman": "Spearman rho", "val_mse": "MSE"}
 RANKED_CSV = "ranked_trials.csv"
-SEARCH_FILE = "raydream_search.json"  # what the search was: space, searched keys, max_epochs
 BASELINES_FILE = "baselines.json"  # the baselines fitted on the search's splits (raydream.train.baselines)
 # `--repeats`: the top configurations trained again with other seeds, as a Tune experiment of
 # their own inside the search's directory; REPEAT_OF in each run's config names the trial it
@@ -165,11 +165,28 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def format_table(table: pd.DataFrame, with_checkpoint: bool = False) -> str:
+def format_table(table: pd.DataFrame, with_checkpoint: bool = False, width: int | None = None) -> str:
     """The ranked table as aligned text (checkpoint paths left out unless asked); missing
-    values (a failed trial's scores, a baseline's hyperparameters) show as "-"."""
-    shown = table if with_checkpoint else table.drop(columns=["checkpoint"], errors="ignore")
-    return shown.map(_cell).to_string(index=False)
+    values (a failed trial's scores, a baseline's hyperparameters) show as "-".
+
+    width: the longest line wanted. A wider table is cut into blocks of columns, one under
+    the other, each beginning with the columns that name the row (rank, trial, family).
+    """
+    shown = (table if with_checkpoint else table.drop(columns=["checkpoint"], errors="ignore")).map(_cell)
+    text = shown.to_string(index=False)
+    if width is None or max(map(len, text.splitlines()), default=0) <= width:
+        return text
+    names = [c for c in ("rank", "trial", "family") if c in shown.columns]
+    rest = [c for c in shown.columns if c not in names]
+    blocks: list[list[str]] = []
+    for column in rest:
+        if blocks:
+            trial = shown[names + blocks[-1] + [column]].to_string(index=False)
+            if max(map(len, trial.splitlines())) <= width:
+                blocks[-1].append(column)
+                continue
+        blocks.append([column])
+    return "\n\n".join(shown[names + block].to_string(index=False) for block in blocks)
 
 
 BASELINE_STATUS = "baseline"  # the status of a baseline's row in a ranked table
@@ -201,12 +218,6 @@ def with_baselines(table: pd.DataFrame, record: dict[str, Any] | None, sort: str
     if column not in combined.columns:
         return combined
     return sort_best_first(combined, column).reset_index(drop=True)
-
-
-def write_search_info(experiment_dir: str | os.PathLike, info: dict[str, Any]) -> str:
-    """Record what a search is (written when it starts; `experiment_table` reads it).
-    experiment_dir: a directory or an object-store URI."""
-    return storage.write_text(storage.join(experiment_dir, SEARCH_FILE), json.dumps(info, indent=2))
 
 
 def local_experiment(location: str | os.PathLike) -> Path:
@@ -441,16 +452,14 @@ def read_experiment(experiment_dir: str | os.PathLike) -> Experiment:
         metric = info.get("metric", DEFAULT_METRIC)
         if metric not in METRICS:
             raise DataError(f"{info_path}: metric {metric!r} is not one of {', '.join(METRICS)}; the record is damaged")
-        if info.get("space_yaml"):  # as the trials used them: lists decoded, inactive keys blank
-            from raydream.errors import ConfigError
-            from raydream.spaces import parse_space
-
+        resolution = info.get("resolution")
+        if resolution:  # as the trials used them: lists decoded, inactive keys blank
             try:
-                space = parse_space(str(info["space_yaml"]), str(info.get("space", SEARCH_FILE)))
-            except ConfigError as err:
-                raise DataError(f"{info_path}: its recorded space (space_yaml) is invalid: {err}") from None
-            for record in records:
-                record.config = space.resolve(record.config)
+                for record in records:
+                    record.config = resolve_config(record.config, resolution)
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                raise DataError(f"{info_path}: its recorded resolution does not fit the trials' configs "
+                                f"({type(err).__name__}: {err}); the record is damaged") from None
     else:
         info, metric = {}, DEFAULT_METRIC
         keys = _varying_keys([r.config for r in records])

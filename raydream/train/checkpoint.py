@@ -2,7 +2,7 @@
 
 The model file is `model.pt` (a network's state dict), `model.txt` (LightGBM's text model)
 or `model.joblib` (a scikit-learn forest). Plain files, readable without Ray:
-`load_model(path)` rebuilds the model, `predict_from_checkpoint(path, sequences)` predicts.
+`restore_model(path)` rebuilds the model (`raydream.results.inference` predicts with it).
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import os
 import pickle
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from raydream.errors import DataError, RayDreamError
+from raydream.core.errors import DataError, RayDreamError
 from raydream.models import TREE, create_model, model_config, model_kind
 from raydream.models.trees import FOREST_FILE, LIGHTGBM_FILE, TreeModel
 
@@ -123,7 +122,7 @@ def read_checkpoint(directory: str | os.PathLike, map_location: "str | torch.dev
     return state, meta
 
 
-def load_model(directory: str | os.PathLike, map_location: str = "cpu") -> tuple[nn.Module | TreeModel, dict]:
+def restore_model(directory: str | os.PathLike, map_location: "str | torch.device" = "cpu") -> tuple[nn.Module | TreeModel, dict]:
     """Rebuild the model saved in a checkpoint directory; returns (model, meta).
 
     A network comes back in eval mode; a tree model as a `TreeModel`.
@@ -158,27 +157,3 @@ def lightgbm_error() -> type[Exception]:
     except ImportError:  # pragma: no cover
         return RuntimeError
     return LightGBMError
-
-
-def predict_from_checkpoint(directory: str | os.PathLike, sequences: Sequence[str] | np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Predicted expression (float64) of `sequences` by the model saved in `directory`, on CPU.
-
-    Networks predict as they were validated (same encoding; strand averaging if trained with
-    `rc_test_average`).
-    """
-    from raydream.config import from_dict
-    from raydream.train.config import TrainConfig
-    from raydream.train.steps import predict
-
-    model, meta = load_model(directory)
-    sequences = np.asarray(sequences, dtype=object)
-    if isinstance(model, TreeModel):
-        return model.predict(sequences)
-    try:
-        config = from_dict(TrainConfig, meta["train_config"], "train_config")
-    except RayDreamError as err:
-        raise DataError(f"{Path(directory) / META_FILE}: {err}") from None
-    dummy = np.zeros(len(sequences))
-    batches = ({"sequence": sequences[i : i + batch_size], "expression": dummy[i : i + batch_size]}
-               for i in range(0, len(sequences), batch_size))
-    return predict(model, batches, config, torch.device("cpu"))[0]
