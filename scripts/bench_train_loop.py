@@ -36,7 +36,7 @@ import torch  # noqa: E402
 
 from raydream.data.prepare import PrepareOptions, prepare_synthetic, read_split  # noqa: E402
 from raydream.models import create_model  # noqa: E402
-from raydream.train.config import TrainConfig, build_model_config  # noqa: E402
+from raydream.train.config import TrainConfig, TrialConfig, build_model_config  # noqa: E402
 from raydream.train.losses import compute_loss  # noqa: E402
 from raydream.train.optim import make_recipe  # noqa: E402
 from raydream.train.steps import encode_batch  # noqa: E402
@@ -75,8 +75,6 @@ def train_reports(data: Path, tcfg: TrainConfig, storage: Path, model: str = MOD
                   gpus_per_worker: float = 0.0) -> list[dict]:
     """The per-epoch reports (metrics) of a one-worker Train run as raydream builds it, in a
     running Ray instance."""
-    import dataclasses
-
     from ray.train.v2.api.callback import UserCallback
 
     from raydream.train.loop import TrialSetup, build_trainer
@@ -91,8 +89,7 @@ def train_reports(data: Path, tcfg: TrainConfig, storage: Path, model: str = MOD
     storage.mkdir(parents=True)
     setup = TrialSetup(str(data), str(storage), num_workers=1, cpus_per_worker=cpus_per_worker,
                        gpus_per_worker=gpus_per_worker)
-    loop_config = {"model": model, "model_config": model_config or {}, "train": dataclasses.asdict(tcfg)}
-    build_trainer(loop_config, setup, str(storage), callbacks=[RecordReports()]).fit()
+    build_trainer(TrialConfig(model, model_config or {}, tcfg), setup, str(storage), callbacks=[RecordReports()]).fit()
     return sorted((json.loads(line) for line in log.read_text().splitlines()), key=lambda r: r["epoch"])
 
 

@@ -127,3 +127,29 @@ def build_model_config(name: str, values: Mapping[str, Any] | None, train: Train
     if train.loss in BIN_ONLY and model_output(name) != BINS:
         raise ConfigError(f"{where}: loss {train.loss!r} needs a model with bin outputs (cls_cnn, legnet); {name!r} is a regression model")
     return model_config(name, {**values, "in_channels": input_channels(train)}, where)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One trial's configuration, typed once where the trial starts (`trial_config`) and
+    handed as it is to the Train workers: the model's name, its config values as the space
+    gave them (the builder of a Train run adds what it learns from the data, such as the
+    starting output, then types them with `build_model_config`) and the typed training config."""
+
+    model: str
+    model_config: Mapping[str, Any]
+    train: TrainConfig
+
+
+def trial_config(config: Mapping[str, Any], where: str = "trial config") -> TrialConfig:
+    """A trial's resolved config ({"model", "model_config", "train", ...}) typed.
+
+    Raises:
+        ConfigError: an unknown model, key or value (naming `where`).
+    """
+    from raydream.core.typed import from_dict
+
+    if not isinstance(config.get("model"), str):
+        raise ConfigError(f"{where}: expected a model name under 'model'")
+    return TrialConfig(config["model"], dict(config.get("model_config") or {}),
+                       from_dict(TrainConfig, config.get("train"), f"{where}: train"))

@@ -31,10 +31,10 @@ import torch
 import torch.distributed as dist
 
 from raydream.train.checkpoint import save_checkpoint
-from raydream.core.typed import from_dict
 from raydream.core.metrics import regression_metrics
 from raydream.core.seeding import seed_everything
-from raydream.train.config import DATA_CPUS_PER_WORKER, DEFAULT_STALL_TIMEOUT_S, TrainConfig, build_model_config
+from raydream.train.config import (DATA_CPUS_PER_WORKER, DEFAULT_STALL_TIMEOUT_S, TrainConfig, TrialConfig,
+                                   build_model_config)
 from raydream.train.steps import CODES, encode_batch, input_codes, model_and_recipe, predict, train_epoch
 from raydream.train.weights import DensityWeights
 
@@ -279,7 +279,8 @@ def starting_checkpoint(loop_config: dict) -> "ray.train.Checkpoint | None":
 def train_loop_per_worker(loop_config: dict) -> None:
     """Ray Train worker entry point.
 
-    loop_config: {"model": name, "model_config": dict, "train": dict} (already validated),
+    loop_config: {"model": name, "model_config": its typed config, "train": a TrainConfig} (typed
+        once by `build_trainer`),
         "steps_per_epoch" (batches per worker per epoch, for per-batch schedules),
         "torch_threads", "weights" (DensityWeights for the loss, or None) and
         "resume_checkpoint" (a `ray.train.Checkpoint` to go on from, or None).
@@ -291,9 +292,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     worker's training pass and validation; the checkpoint's write is not in it), and a
     checkpoint (Tune keeps the best by the search's metric and the latest).
     """
-    name = loop_config["model"]
-    tcfg = from_dict(TrainConfig, loop_config["train"], "train")
-    mcfg = build_model_config(name, loop_config["model_config"], tcfg)
+    name, mcfg, tcfg = loop_config["model"], loop_config["model_config"], loop_config["train"]
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     generator = seed_everything(tcfg.seed + rank)
@@ -554,23 +553,27 @@ def trainer_arguments(
 
 
 def build_trainer(
-    loop_config: dict, setup: TrialSetup, storage_path: str, callbacks: list, run_name: str = "train"
+    trial: TrialConfig, setup: TrialSetup, storage_path: str, callbacks: list, run_name: str = "train",
+    resume: "ray.train.Checkpoint | None" = None,
 ) -> "ray.train.torch.TorchTrainer":
-    """A TorchTrainer for one trial, reading the prepared dataset's train and val shards.
+    """A TorchTrainer for one trial, reading the prepared dataset's train and val shards;
+    `resume`: the checkpoint a restarted trial goes on from.
 
     A network's untrained output is the mean of the rows it trains on (`starting_output`),
-    unless the space sets `model_config.initial_prediction`.
+    unless the space sets `model_config.initial_prediction`. The model's config is typed here,
+    once, and the workers get the typed configs.
     """
-    tcfg = from_dict(TrainConfig, loop_config["train"], "train")
+    tcfg = trial.train
     labels = training_labels(setup, tcfg)
     steps_per_epoch = math.ceil(len(labels) / setup.num_workers / tcfg.batch_size)
     weights = density_weights(labels, tcfg)
     backend = {"torch_config": ray.train.torch.TorchConfig(backend=setup.torch_backend)} if setup.torch_backend else {}
-    model_values = {**starting_output(loop_config["model"], labels), **loop_config["model_config"]}
+    mcfg = build_model_config(trial.model, {**starting_output(trial.model, labels), **trial.model_config}, tcfg)
     return ray.train.torch.TorchTrainer(
         train_loop_per_worker,
         **backend,
-        train_loop_config={**loop_config, "model_config": model_values, "torch_threads": setup.cpus_per_worker,
-                           "steps_per_epoch": steps_per_epoch, "weights": weights},
+        train_loop_config={"model": trial.model, "model_config": mcfg, "train": tcfg, "resume_checkpoint": resume,
+                           "torch_threads": setup.cpus_per_worker, "steps_per_epoch": steps_per_epoch,
+                           "weights": weights},
         **trainer_arguments(setup, tcfg, storage_path, callbacks, setup.gpus_per_worker, run_name),
     )

@@ -25,7 +25,6 @@ import ray
 import ray.train
 
 from raydream.train.checkpoint import restore_model, save_tree_checkpoint
-from raydream.core.typed import from_dict
 from raydream.data.encode import to_byte_matrix
 from raydream.core.metrics import regression_metrics
 from raydream.models import model_config
@@ -40,7 +39,7 @@ from raydream.models.trees import (
     lightgbm_params,
     new_forest,
 )
-from raydream.train.config import TrainConfig
+from raydream.train.config import TrainConfig, TrialConfig
 from raydream.train.loop import (TrialSetup, density_weights, first_rows, read_table, starting_checkpoint,
                                  trainer_arguments, training_labels)
 from raydream.train.weights import DensityWeights
@@ -87,16 +86,15 @@ def _report(rank: int, model: TreeModel, name: str, tcfg: TrainConfig, metrics: 
 def lightgbm_loop_per_worker(loop_config: dict) -> None:
     """Ray Train worker entry point for LightGBM.
 
-    loop_config: {"model": "lightgbm", "model_config", "train"} (validated), "num_threads",
-        and "weights" (a DensityWeights, or None).
+    loop_config: {"model": "lightgbm", "model_config": its typed config, "train": a TrainConfig}
+        (typed once by `build_lightgbm_trainer`), "resume_checkpoint", "num_threads", and
+        "weights" (a DensityWeights, or None).
     Reports per epoch: epoch, rounds, val_r2, val_pearson, val_spearman, val_mse, lr, workers.
     """
     import lightgbm
     import ray.train.lightgbm
 
-    name = loop_config["model"]
-    tcfg = from_dict(TrainConfig, loop_config["train"], "train")
-    mcfg = model_config(name, loop_config["model_config"])
+    name, mcfg, tcfg = loop_config["model"], loop_config["model_config"], loop_config["train"]
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
 
@@ -146,13 +144,12 @@ def lightgbm_loop_per_worker(loop_config: dict) -> None:
     )
 
 
-def run_forest_trial(config: dict, setup: TrialSetup) -> None:
+def run_forest_trial(trial: TrialConfig, setup: TrialSetup) -> None:
     """Tune function trainable: grow one random forest, reporting after each slice of trees."""
     from ray import tune
 
-    name = config["model"]
-    tcfg = from_dict(TrainConfig, config["train"], "train")
-    mcfg = model_config(name, config["model_config"])
+    name, tcfg = trial.model, trial.train
+    mcfg = model_config(name, trial.model_config)
 
     def load(split: str, limit: int) -> Rows:
         table = read_table(setup, split, limit=limit)
@@ -178,15 +175,18 @@ def run_forest_trial(config: dict, setup: TrialSetup) -> None:
         _report(0, model, name, tcfg, metrics, best_r2, tune.report, tune.Checkpoint)
 
 
-def build_lightgbm_trainer(loop_config: dict, setup: TrialSetup, storage_path: str, callbacks: list,
-                           run_name: str = "train"):
-    """A LightGBMTrainer for one trial: `setup.num_workers` workers, data-parallel when > 1."""
+def build_lightgbm_trainer(trial: TrialConfig, setup: TrialSetup, storage_path: str, callbacks: list,
+                           run_name: str = "train", resume: "ray.train.Checkpoint | None" = None):
+    """A LightGBMTrainer for one trial: `setup.num_workers` workers, data-parallel when > 1;
+    `resume`: the checkpoint a restarted trial goes on from."""
     from ray.train.lightgbm import LightGBMTrainer
 
-    tcfg = from_dict(TrainConfig, loop_config["train"], "train")
+    tcfg = trial.train
     weights = density_weights(training_labels(setup, tcfg), tcfg)
     return LightGBMTrainer(
         lightgbm_loop_per_worker,
-        train_loop_config={**loop_config, "num_threads": setup.cpus_per_worker, "weights": weights},
+        train_loop_config={"model": trial.model, "model_config": model_config(trial.model, trial.model_config),
+                           "train": tcfg, "resume_checkpoint": resume, "num_threads": setup.cpus_per_worker,
+                           "weights": weights},
         **trainer_arguments(setup, tcfg, storage_path, callbacks, gpus_per_worker=0, run_name=run_name),
     )

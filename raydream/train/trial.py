@@ -40,7 +40,7 @@ import ray.train
 from ray import tune
 from ray.tune.result import DONE, SHOULD_CHECKPOINT
 from raydream.core import storage
-from raydream.train.config import DRIVER_RESOURCE, DRIVER_SHARE
+from raydream.train.config import DRIVER_RESOURCE, DRIVER_SHARE, trial_config
 from raydream.train.run_link import ControllerLink, ForwardReports, RunLink
 
 logger = logging.getLogger(__name__)
@@ -209,10 +209,10 @@ class TrainRunTrial(tune.Trainable):
         from raydream.train.loop import build_trainer
         from raydream.train.tree_loop import build_lightgbm_trainer
 
-        self._config = self._space.resolve(config)
-        self._build = build_lightgbm_trainer if self._config["model"] == "lightgbm" else build_trainer
+        self._config = trial_config(self._space.resolve(config))  # typed here, once
+        self._build = build_lightgbm_trainer if self._config.model == "lightgbm" else build_trainer
         setup = self._setup
-        self._max_epochs = int(self._config["train"]["max_epochs"])
+        self._max_epochs = self._config.train.max_epochs
         # Train writes its checkpoints straight into the experiment's storage, under the
         # trial's directory name, so the checkpoints the trial reports outlive the session.
         self._trial_storage = storage.join(setup.experiment_dir, Path(self.logdir).name)
@@ -231,8 +231,7 @@ class TrainRunTrial(tune.Trainable):
                 self._link = ray.remote(num_cpus=0, max_concurrency=4)(RunLink).remote()
             self._run = TrainRun(
                 lambda callbacks, run_name, resume: self._build(
-                    {**self._config, "resume_checkpoint": resume}, self._setup, self._trial_storage, callbacks,
-                    run_name),
+                    self._config, self._setup, self._trial_storage, callbacks, run_name, resume),
                 self._trial_storage, self._resume, self._link,
             )
             if self._resume is not None:  # in the trial's stderr file: a retry, or --resume
@@ -288,7 +287,7 @@ def run_forest(config: dict, setup, space) -> None:
     """Tune function trainable for a random forest (see `raydream.train.tree_loop`)."""
     from raydream.train.tree_loop import run_forest_trial
 
-    run_forest_trial(space.resolve(config), setup)
+    run_forest_trial(trial_config(space.resolve(config)), setup)
 
 
 def trainable(space, setup, cpus_per_trial: int):

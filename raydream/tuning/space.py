@@ -444,8 +444,8 @@ def _parse_single(raw: dict, path: Path, text: str, prefix: str) -> SearchSpace:
     for key in NOT_SEARCHABLE:
         if isinstance(train_section.get(key), Distribution):
             raise ConfigError(f"{prefix}train.{key} cannot be searched; set it on the command line")
-    if "in_channels" in model_section:
-        raise ConfigError(f"{prefix}model_config.in_channels is derived from train.input_flags; do not set it")
+    if "in_channels" in model_section:  # refused by the one check of the model configs' rules
+        build_model_config(model, {"in_channels": model_section["in_channels"]}, TrainConfig(), f"{prefix}model_config")
     _check_values(train_section, lambda v, w: from_dict(TrainConfig, v, w), f"{prefix}train")
     _check_values(model_section, lambda v, w: model_config(model, v, w), f"{prefix}model_config")
     for loss in _values_of(train_section, "loss", TrainConfig.loss):

@@ -19,7 +19,14 @@ _ACTIVE_WATCH: dict[str, "SearchStallWatch"] = {}
 
 
 def _active_watch_part(part: str):
-    return getattr(_ACTIVE_WATCH["watch"], part)
+    """The running search's callback or stopper; outside a search (Ray's ExperimentAnalysis
+    reading the experiment, say), one that does nothing."""
+    if "watch" in _ACTIVE_WATCH:
+        return getattr(_ACTIVE_WATCH["watch"], part)
+    from ray.tune import Callback
+    from ray.tune.stopper import NoopStopper
+
+    return Callback() if part == "callback" else NoopStopper()
 
 
 class SearchStallWatch:
