@@ -139,3 +139,20 @@ def test_a_failed_read_is_raised_and_a_good_one_gives_every_split(tmp_path, monk
     monkeypatch.setattr(loop, "read_shards", lambda data_dir, split, *args: Read("broken"))
     with pytest.raises(OSError, match="shard unreadable"):
         read_once(setup, object_store_bytes=1e12, timeout_s=5)
+
+
+def test_a_trial_finds_its_shards_in_the_manifest_the_search_loaded_once(monkeypatch):
+    from raydream.data.prepare import load_manifest, resolve_dataset
+    from raydream.train.loop import TrialSetup, read_table, split_bytes
+
+    data = resolve_dataset(None)
+    manifest = load_manifest(data)
+
+    def reloaded(*args, **kwargs):
+        raise AssertionError("the manifest was loaded again")
+
+    monkeypatch.setattr("raydream.data.prepare.load_manifest", reloaded)
+    setup = TrialSetup(str(data), "unused", manifest=manifest)
+    assert read_table(setup, "val", limit=5).num_rows == 5
+    assert split_bytes(str(data), manifest) == (manifest["options"]["max_length"] + 16) * (
+        manifest["rows"]["train"] + manifest["rows"]["val"])

@@ -470,18 +470,20 @@ def _verify_shard(shard: str, sha256: str | None) -> None:
         raise DataError(f"{shard}: not a readable Parquet file ({err}); prepare the dataset again") from None
 
 
-def split_files(root: str | os.PathLike, split: str) -> list[str]:
-    """One split's shards in a prepared dataset: absolute paths, or URIs for a stored one."""
-    manifest = load_manifest(root)
+def split_files(root: str | os.PathLike, split: str, manifest: dict | None = None) -> list[str]:
+    """One split's shards in a prepared dataset: absolute paths, or URIs for a stored one.
+    manifest: the dataset's, when the caller has loaded it already (else it is loaded)."""
+    manifest = manifest if manifest is not None else load_manifest(root)
     base = storage.resolve(root)
     return [storage.join(base, name) for name in manifest["shards"][split]]
 
 
 def read_split(root: str | os.PathLike, split: str, columns: tuple[str, ...] = ("sequence", "expression"),
-               limit: int = 0) -> pa.Table:
+               limit: int = 0, manifest: dict | None = None) -> pa.Table:
     """One split of a prepared dataset as a pyarrow Table: the given columns, and only the
-    first `limit` rows when limit > 0 (read from as many shards as they take)."""
-    fs, paths = storage.arrow_paths(split_files(root, split))
+    first `limit` rows when limit > 0 (read from as many shards as they take). manifest: the
+    dataset's, when the caller has loaded it already."""
+    fs, paths = storage.arrow_paths(split_files(root, split, manifest))
     if limit:
         return ds.dataset(paths, filesystem=fs, format="parquet").head(limit, columns=list(columns))
     return pq.read_table(paths, columns=list(columns), filesystem=fs)

@@ -50,7 +50,7 @@ def fit_baselines(data_dir: str | os.PathLike, max_rows: int = MAX_ROWS) -> dict
 
     Returns:
         {"fit_rows", "val_rows", "test_rows", "seconds", "baselines": {name: {"val": metrics,
-        "test": metrics, ...}}}, metrics as `raydream.metrics.regression_metrics` gives them
+        "test": metrics, ...}}}, metrics as `raydream.core.metrics.regression_metrics` gives them
         (a test entry is None when the dataset has no test rows).
     """
     from sklearn.linear_model import Ridge

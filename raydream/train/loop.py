@@ -69,6 +69,8 @@ class TrialSetup:
         the head's disk (the embedded sample, prepared into ~/.cache) trains on any cluster.
     datasets: the train and val splits as Ray Datasets read once for the whole search
         (`read_once`), or None: each trial's Train run reads the shards itself.
+    manifest: the dataset's manifest (`raydream.data.prepare.load_manifest`), loaded once by
+        the search; every read of a trial finds the shards in it. None: each read loads it.
     """
 
     data_dir: str
@@ -81,6 +83,7 @@ class TrialSetup:
     torch_backend: str | None = None
     data_node: str | None = None
     datasets: Mapping[str, Any] | None = None
+    manifest: Mapping[str, Any] | None = None
 
 
 def _is_distributed() -> bool:
@@ -384,10 +387,10 @@ def read_table(setup: TrialSetup, split: str, columns: tuple[str, ...] = ("seque
     from raydream.data.prepare import read_split
 
     if setup.data_node is None or ray.get_runtime_context().get_node_id() == setup.data_node:
-        return read_split(setup.data_dir, split, columns, limit)
+        return read_split(setup.data_dir, split, columns, limit, setup.manifest)
     task = ray.remote(read_split).options(num_cpus=0, label_selector=_on_node(setup.data_node))
     try:
-        return ray.get(task.remote(setup.data_dir, split, columns, limit), timeout=setup.stall_timeout)
+        return ray.get(task.remote(setup.data_dir, split, columns, limit, setup.manifest), timeout=setup.stall_timeout)
     except ray.exceptions.GetTimeoutError:
         raise TimeoutError(f"reading the {split} split of {setup.data_dir} on node {setup.data_node} (the node "
                            f"that holds it) took over {setup.stall_timeout:g} s") from None
@@ -428,7 +431,8 @@ def density_weights(labels: np.ndarray, tcfg: TrainConfig) -> DensityWeights | N
     return DensityWeights.fit(labels, bins=tcfg.weight_bins, cap=tcfg.weight_cap)
 
 
-def read_shards(data_dir: str, split: str, concurrency: int = 1, node: str | None = None) -> "ray.data.Dataset":
+def read_shards(data_dir: str, split: str, concurrency: int = 1, node: str | None = None,
+                manifest: Mapping[str, Any] | None = None) -> "ray.data.Dataset":
     """One split of a prepared dataset (local, shared, or object-store shards) as a Ray Dataset,
     its read tasks on `node` (a Ray node ID; None: anywhere, Ray Data spreads them).
 
@@ -446,7 +450,7 @@ def read_shards(data_dir: str, split: str, concurrency: int = 1, node: str | Non
     from raydream.core import storage
     from raydream.data.prepare import split_files
 
-    fs, files = storage.arrow_paths(split_files(data_dir, split))
+    fs, files = storage.arrow_paths(split_files(data_dir, split, manifest))
     context = ray.data.DataContext.get_current()
     saved, context.use_datasource_v2 = context.use_datasource_v2, False
     try:
@@ -462,12 +466,12 @@ READ_ONCE_SHARE = 0.25
 SPLITS_READ = ("train", "val")
 
 
-def split_bytes(data_dir: str) -> int:
+def split_bytes(data_dir: str, manifest: Mapping[str, Any] | None = None) -> int:
     """About how many bytes the train and val splits of a prepared dataset take in Ray's
     object store: each row its longest allowed sequence, a label and an offset."""
     from raydream.data.prepare import load_manifest
 
-    manifest = load_manifest(data_dir)
+    manifest = manifest if manifest is not None else load_manifest(data_dir)
     per_row = int(manifest["options"]["max_length"]) + 16
     return per_row * sum(int(manifest["rows"][split]) for split in SPLITS_READ)
 
@@ -490,12 +494,12 @@ def read_once(setup: TrialSetup, object_store_bytes: float, timeout_s: float) ->
     from raydream.core.background import InBackground
     from raydream.train.trial import free_resources
 
-    if split_bytes(setup.data_dir) > READ_ONCE_SHARE * object_store_bytes:
+    if split_bytes(setup.data_dir, setup.manifest) > READ_ONCE_SHARE * object_store_bytes:
         return setup
     reads = setup.num_workers * DATA_CPUS_PER_WORKER
 
     def read() -> dict[str, Any]:
-        return {split: read_shards(setup.data_dir, split, reads, setup.data_node).materialize()
+        return {split: read_shards(setup.data_dir, split, reads, setup.data_node, setup.manifest).materialize()
                 for split in SPLITS_READ}
 
     try:
@@ -520,7 +524,8 @@ def trainer_arguments(
         train, val = (setup.datasets[split] for split in SPLITS_READ)
     else:
         reads = setup.num_workers * DATA_CPUS_PER_WORKER
-        train, val = (read_shards(setup.data_dir, split, reads, setup.data_node) for split in SPLITS_READ)
+        train, val = (read_shards(setup.data_dir, split, reads, setup.data_node, setup.manifest)
+                      for split in SPLITS_READ)
         if tcfg.train_rows:  # pushed into the read
             train = train.limit(tcfg.train_rows)
         if tcfg.val_rows:

@@ -42,7 +42,7 @@ class Search:
         to start, before it gives up (see `raydream.train.trial`).
     torch_backend: the Train workers' torch.distributed backend (TORCH_BACKENDS), or None
         for Ray's choice.
-    metric: the validation metric (`raydream.results.METRICS`) that ASHA stops trials by,
+    metric: the validation metric (`raydream.results.table.METRICS`) that ASHA stops trials by,
         the searcher learns from, Tune keeps checkpoints by and the table is ranked by.
     repeats: seeds each of the top configurations is trained again with once the search
         has finished (0: none).

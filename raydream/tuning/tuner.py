@@ -5,7 +5,7 @@ its sampled configuration; the trainer's workers read the prepared Parquet shard
 Ray Data and report per-epoch validation metrics back to Tune, where ASHA stops the weak
 trials early. At the end a table of trials ranked by their best validation R^2 (or the
 `--metric` given) is printed and written as CSV in the experiment directory, with the
-baselines fitted on the same splits. What the search is (`raydream.plan.Search`) is
+baselines fitted on the same splits. What the search is (`raydream.tuning.plan.Search`) is
 recorded in the experiment directory before it starts, and `--resume` reads it back to
 continue an interrupted search with `Tuner.restore`.
 
@@ -477,6 +477,7 @@ def _run(search: Search, args: argparse.Namespace, resume: bool, callbacks: Sequ
     import ray
     from ray import tune
 
+    from raydream.data.prepare import load_manifest
     from raydream.train.loop import TrialSetup
     from raydream.train.trial import trainable
 
@@ -511,7 +512,8 @@ def _run(search: Search, args: argparse.Namespace, resume: bool, callbacks: Sequ
         # A dataset on this machine's disk is read here, whichever nodes train on it.
         data_node = None if storage.is_remote(search.data) else ray.get_runtime_context().get_node_id()
         setup = TrialSetup(search.data, experiment, search.num_workers, search.cpus_per_worker, gpus,
-                           search.keep_checkpoints, search.stall_timeout, search.torch_backend, data_node)
+                           search.keep_checkpoints, search.stall_timeout, search.torch_backend, data_node,
+                           manifest=load_manifest(search.data))  # once, for every read of the trials
         _print_header(search, plan, resume)
         if space.model != "random_forest":  # a forest's trials read the splits in their own process
             setup = _read_once(setup, cluster, search.stall_timeout, args.verbose)
