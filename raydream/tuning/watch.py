@@ -35,7 +35,9 @@ class SearchStallWatch:
     If trials are pending and none has run for `limit_s` seconds (their resources are held
     by something else: another search, or a cluster too small for them), the stopper ends
     the search and `reason` says what the trials waited for. A trial that fails is printed
-    as one line (Tune's traceback goes to the trial's error.txt, and to the console with -v).
+    as one message (Tune's traceback goes to the trial's error.txt, and to the console with
+    -v). With `events` (the default verbosity), each trial's start, epochs and end are said
+    in a line each, as `search` defines them (its metric, epoch budget and time budget).
     """
 
     def __init__(self, limit_s: float, plan: ResourcePlan, search: Search | None = None, events: bool = False) -> None:
@@ -138,6 +140,8 @@ class SearchStallWatch:
             self._say(trial, f"completed {epoch} epoch(s){scored}")
         elif self.search.time_budget is not None and time.monotonic() - self._started >= self.search.time_budget:
             self._say(trial, f"stopped at epoch {epoch} by the time budget{scored}")
+        elif self.reason is not None:
+            self._say(trial, f"stopped at epoch {epoch} with the search{scored}")
         else:
             self._say(trial, f"stopped early by ASHA at epoch {epoch}{scored}")
 
