@@ -51,7 +51,7 @@ def imports(path: Path, module: str) -> list[tuple[int, str]]:
 
 def test_the_layers_are_the_packages_and_nothing_is_left_loose():
     loose = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
-    assert loose == ["evaluate", "predict", "prepare", "report", "tune"]  # the command lines only
+    assert loose == ["evaluate", "explain", "predict", "prepare", "report", "tune"]  # the command lines only
     for layer in LAYERS:
         doc = ast.get_docstring(ast.parse((PACKAGE / layer / "__init__.py").read_text()))
         assert doc and "Layer" in doc.split("\n")[0], f"raydream.{layer} says which layer it is"

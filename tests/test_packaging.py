@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ["raydream-prepare", "raydream-tune", "raydream-results", "raydream-report", "raydream-predict",
-            "raydream-evaluate"]
+            "raydream-evaluate", "raydream-explain"]
 
 
 @pytest.fixture(scope="module")

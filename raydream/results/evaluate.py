@@ -197,7 +197,7 @@ def _row_index(path: Path, line: int, value: str, n_rows: int) -> int:
     return int(value)
 
 
-def _correlations(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+def correlations(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """(Pearson r^2, Spearman rho); NaN with fewer than 2 rows or a constant side."""
     if len(pred) < 2:
         return math.nan, math.nan
@@ -228,7 +228,7 @@ def dream_scores(pred: np.ndarray, truth: np.ndarray, subsets: dict[str, np.ndar
         else:
             missing.append(name)
             continue
-        r2, rho = _correlations(p, t)
+        r2, rho = correlations(p, t)
         out[f"pearson_r2_{name}"], out[f"spearman_{name}"] = r2, rho
         if math.isnan(r2) or math.isnan(rho):
             missing.append(name)

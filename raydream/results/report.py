@@ -34,7 +34,7 @@ KDE_POINTS = 5000  # points drawn in the density plot (a random subset of larger
 FIGURES = ("pred_vs_measured", "learning_curves", "best_so_far", "hyperparameters")
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only; works without a display
@@ -81,7 +81,7 @@ def search_progress(table: pd.DataFrame, history: dict[str, pd.DataFrame],
 
 def plot_learning_curves(table: pd.DataFrame, history: dict[str, pd.DataFrame], max_epochs: int, path: Path,
                          metric: str = DEFAULT_METRIC) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     best = table.iloc[0]["trial"] if len(table) else None
     for _, row in table.iloc[::-1].iterrows():  # best drawn last, on top
@@ -101,11 +101,11 @@ def plot_learning_curves(table: pd.DataFrame, history: dict[str, pd.DataFrame], 
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(loc="upper right" if METRICS[metric] == "min" else "lower right", fontsize=8)
     ax.grid(alpha=0.3)
-    return _saved(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def plot_best_so_far(progress: pd.DataFrame, path: Path, metric: str = DEFAULT_METRIC) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     n = np.arange(1, len(progress) + 1)
     axes[0].step(n, progress["best_so_far"], where="post", color="C3")
@@ -119,11 +119,11 @@ def plot_best_so_far(progress: pd.DataFrame, path: Path, metric: str = DEFAULT_M
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     fig.suptitle("Search progress")
-    return _saved(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def plot_hyperparameters(table: pd.DataFrame, keys: list[str], path: Path, metric: str = DEFAULT_METRIC) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     shown = [k for k in keys if k in table.columns]
     cols = min(4, max(1, len(shown)))
     rows = max(1, math.ceil(len(shown) / cols))
@@ -155,7 +155,7 @@ def plot_hyperparameters(table: pd.DataFrame, keys: list[str], path: Path, metri
         ax.set_ylabel(f"best {_label(metric).replace('validation', 'val')}")
     fig.suptitle(f"Hyperparameters vs. best {_label(metric)}")
     fig.tight_layout()
-    return _saved(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def plot_pred_vs_measured(measured: np.ndarray, predicted: np.ndarray, title: str, path: Path) -> Path:
@@ -164,7 +164,7 @@ def plot_pred_vs_measured(measured: np.ndarray, predicted: np.ndarray, title: st
 
     from raydream.core.metrics import regression_metrics
 
-    plt = _pyplot()
+    plt = pyplot()
     scores = regression_metrics(measured, predicted)
     rng = np.random.default_rng(0)
     keep = rng.choice(len(measured), size=min(len(measured), KDE_POINTS), replace=False)
@@ -182,10 +182,11 @@ def plot_pred_vs_measured(measured: np.ndarray, predicted: np.ndarray, title: st
            title=f"{title}\nR$^2$ {scores['r2']:.3f}, Pearson {scores['pearson']:.3f}, "
                  f"Spearman {scores['spearman']:.3f} (n={len(measured):,})")
     fig.colorbar(points, ax=ax, label="density")
-    return _saved(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
-def _saved(plt, fig, path: Path) -> Path:
+def save_figure(plt, fig, path: Path) -> Path:
+    """Save a figure as PNG (atomically) and close it."""
     try:
         return _save(fig, path)
     finally:

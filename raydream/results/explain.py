@@ -1,0 +1,409 @@
+"""What a trained network learned, on the sequences you give it (no Ray; CPU or GPU).
+
+The model is explained as the function it is when it predicts: the one-hot window of its
+input (`TrainConfig.seq_len` long, aligned and padded as it was trained) to the predicted
+expression, with the flag channels at 0 and both strands averaged when it was trained with
+`rc_test_average` (`ExpressionOfWindow`). On top of it, with tangermeme (Schreiber lab; the
+field's PyTorch toolkit for these analyses, which runs any `nn.Module` on one-hot input) and
+captum (PyTorch's attribution library):
+
+* in-silico mutagenesis (`mutagenesis`): every single-base substitution of each sequence,
+  scored as predicted(alt) - predicted(sequence);
+* attributions (`attributions`): integrated gradients (captum) against dinucleotide-shuffled
+  copies of each sequence as references (tangermeme's `dinucleotide_shuffle`, 10 by
+  default): one score per position, on the base that is there;
+* variant effects (`variant_effects`): predicted alt - predicted ref for sequence pairs, the
+  same numbers `raydream.predict` gives for each.
+
+Scores are reported over each sequence's own bases, not the padding around it in the window.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from raydream.core.errors import ConfigError
+from raydream.data.encode import add_flag_channels, one_hot_tensor, reverse_complement
+from raydream.models.heads import expression_from_output
+from raydream.results.inference import TrainedModel, check_sequences
+from raydream.train.config import TrainConfig
+from raydream.train.steps import input_codes
+
+BASES = "ACGT"
+
+
+def require_explain_packages() -> None:
+    """Raise ConfigError naming the extra to install when tangermeme or logomaker is missing."""
+    import importlib.util
+
+    missing = [m for m in ("tangermeme", "logomaker") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"raydream.explain needs {' and '.join(missing)}, which are not installed: "
+                          f"pip install 'raydream[explain]'")
+
+
+class ExpressionOfWindow(nn.Module):
+    """A trained network as a function of its one-hot input window: (N, 4, L) -> (N, 1)
+    predicted expression, computed as `raydream.train.steps.predict` computes it."""
+
+    def __init__(self, module: nn.Module, config: TrainConfig) -> None:
+        super().__init__()
+        self.module, self.config = module.eval(), config
+
+    def _predict(self, x: torch.Tensor, reverse: bool) -> torch.Tensor:
+        if self.config.input_flags:  # the reverse-strand flag, then the whole-number flag (0: unknown)
+            n = x.shape[0]
+            strand = torch.full((n,), reverse, dtype=torch.bool, device=x.device)
+            x = add_flag_channels(x, strand, torch.zeros(n, dtype=torch.bool, device=x.device))
+        return expression_from_output(self.module(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._predict(x, False)
+        if self.config.rc_test_average:
+            out = (out + self._predict(reverse_complement(x), True)) / 2
+        return out.unsqueeze(-1)
+
+
+@dataclass
+class Windows:
+    """Sequences as the model's one-hot input windows (N, 4, L), and where each sequence's
+    own bases are in its window: positions start[i] .. start[i] + length[i] - 1."""
+
+    sequences: np.ndarray
+    x: torch.Tensor
+    start: np.ndarray
+    length: np.ndarray
+
+
+def windows(sequences, config: TrainConfig) -> Windows:
+    """The input windows of `sequences` (checked as `raydream.predict` checks them)."""
+    seqs = check_sequences(sequences)
+    codes = input_codes({"sequence": seqs}, config)
+    lengths = np.minimum([len(s) for s in seqs], config.seq_len)
+    starts = config.seq_len - lengths if config.align == "right" else np.zeros(len(seqs), dtype=int)
+    return Windows(seqs, one_hot_tensor(torch.from_numpy(codes)), starts.astype(int), lengths.astype(int))
+
+
+def _function(model: TrainedModel) -> ExpressionOfWindow:
+    if not isinstance(model.module, nn.Module):
+        raise ConfigError(f"{model.checkpoint}: a {model.name} tree model has no gradients; explain networks")
+    from raydream.core.typed import from_dict
+
+    return ExpressionOfWindow(model.module, from_dict(TrainConfig, model.meta["train_config"], "train_config"))
+
+
+def mutagenesis(model: TrainedModel, sequences, batch_size: int = 256) -> tuple[Windows, np.ndarray]:
+    """In-silico saturation mutagenesis: (windows, effects) with effects (N, 4, L): at each
+    position of the window, predicted(sequence with that base) - predicted(sequence); 0 for
+    the base that is there, and for the padding."""
+    from tangermeme.saturation_mutagenesis import saturation_mutagenesis
+
+    f = _function(model)
+    w = windows(sequences, f.config)
+    with torch.no_grad():
+        raw = saturation_mutagenesis(f, w.x, batch_size=batch_size, device=model.device, raw_outputs=True)
+    # y_hat (N, 4, L, 1): the prediction with each base at each position; y0 (N, 1): unchanged
+    effects = (raw.y_hat[..., 0] - raw.y0[:, :, None]).detach().cpu().numpy().astype(np.float64)
+    return w, _outside_zeroed(w, effects)
+
+
+def attributions(model: TrainedModel, sequences, n_shuffles: int = 10, n_steps: int = 32,
+                 random_state: int = 0) -> tuple[Windows, np.ndarray, float]:
+    """Integrated gradients (captum) against dinucleotide-shuffled copies of each window as
+    references (tangermeme's `dinucleotide_shuffle`), averaged over `n_shuffles` of them:
+    (windows, scores (N, 4, L), the largest convergence delta).
+
+    A position's score sits on the base that is there (the attribution summed over the four
+    channels); the scores of a sequence sum, up to the delta, to its prediction minus the
+    mean prediction of its references. Integrated gradients was chosen over DeepLIFT because
+    its completeness holds for any differentiable layer (raydream's networks use PReLU,
+    SiLU, softplus and max-pools, which DeepLIFT's rules in tangermeme do not all cover; on a
+    ResNet its deltas were about half the output).
+    """
+    from captum.attr import IntegratedGradients
+    from tangermeme.ersatz import dinucleotide_shuffle
+
+    f = _function(model)
+    w = windows(sequences, f.config)
+    x = w.x.to(model.device)
+    references = dinucleotide_shuffle(w.x, n=n_shuffles, random_state=random_state).to(model.device)  # (N, S, 4, L)
+    ig = IntegratedGradients(f)
+    total = torch.zeros_like(x, dtype=torch.float64)
+    deltas = torch.zeros(len(x), dtype=torch.float64, device=model.device)
+    for s in range(references.shape[1]):
+        attr, delta = ig.attribute(x, baselines=references[:, s], target=0, n_steps=n_steps,
+                                   return_convergence_delta=True)
+        total += attr.double()
+        deltas += delta.double()
+    per_position = (total / references.shape[1]).sum(dim=1, keepdim=True)  # (N, 1, L)
+    scores = (per_position * x.double()).cpu().numpy()
+    delta = float((deltas / references.shape[1]).abs().max())
+    return w, _outside_zeroed(w, scores), delta
+
+
+def _outside_zeroed(w: Windows, scores: np.ndarray) -> np.ndarray:
+    positions = np.arange(scores.shape[-1])
+    inside = (positions >= w.start[:, None]) & (positions < (w.start + w.length)[:, None])  # (N, L)
+    return scores * inside[:, None, :]
+
+
+def per_position(w: Windows, scores: np.ndarray, i: int) -> np.ndarray:
+    """Sequence i's scores over its own bases: (4, length)."""
+    return scores[i][:, w.start[i]: w.start[i] + w.length[i]]
+
+
+def variant_effects(model: TrainedModel, ref, alt, batch_size: int = 512) -> np.ndarray:
+    """Predicted alt - predicted ref for each pair, by `TrainedModel.predict`."""
+    ref, alt = check_sequences(ref), check_sequences(alt)
+    if len(ref) != len(alt):
+        raise ConfigError(f"{len(ref)} reference sequences but {len(alt)} alternatives")
+    return model.predict(alt, batch_size) - model.predict(ref, batch_size)
+
+
+# ---- the command line: python -m raydream.explain ------------------------------------------
+
+def read_variants(path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A variants file: REF<TAB>ALT per line, optionally a third column with the measured
+    difference (alt - ref), in every line or none. Returns (ref, alt, measured or None).
+
+    Raises:
+        DataError: naming the file and line of the first bad row.
+    """
+    from raydream.core.errors import DataError
+    from raydream.core.files import require_regular_file
+    from raydream.data.dream import NUMBER_RE, RowRules, sequence_problem
+
+    path = require_regular_file(path)
+    rules, rows = RowRules(), []
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file; expected REF<TAB>ALT[<TAB>MEASURED] per line") from None
+    for number, line in enumerate(lines, start=1):
+        fields = line.rstrip("\r").split("\t")
+        if len(fields) not in (2, 3):
+            raise DataError(f"{path}, line {number}: {len(fields)} tab-separated field(s); expected "
+                            f"REF<TAB>ALT or REF<TAB>ALT<TAB>MEASURED_DIFFERENCE")
+        for name, seq in zip(("REF", "ALT"), fields[:2]):
+            if problem := sequence_problem(seq.strip().upper(), rules):
+                raise DataError(f"{path}, line {number}: {name} {problem}")
+        if len(fields) == 3 and not re.match(NUMBER_RE, fields[2].strip()):
+            raise DataError(f"{path}, line {number}: measured difference {fields[2][:40]!r} is not a number")
+        rows.append(fields)
+    if not rows:
+        raise DataError(f"{path}: file is empty; expected REF<TAB>ALT[<TAB>MEASURED] per line")
+    if len({len(r) for r in rows}) > 1:
+        raise DataError(f"{path}: some lines have a measured difference and some do not; give it on every line "
+                        f"or none")
+    ref = np.array([r[0].strip().upper() for r in rows], dtype=object)
+    alt = np.array([r[1].strip().upper() for r in rows], dtype=object)
+    measured = np.array([float(r[2]) for r in rows]) if len(rows[0]) == 3 else None
+    return ref, alt, measured
+
+
+def _position_frame(scores: np.ndarray):
+    """(4, length) scores as logomaker's frame: a row per position, a column per base."""
+    import pandas as pd
+
+    return pd.DataFrame(scores.T, columns=list(BASES))
+
+
+def plot_mutagenesis(effects: np.ndarray, sequence: str, title: str, path):
+    """A heatmap of every substitution's predicted change (4 x length) over a logo of how
+    much the present base matters (minus the mean change of its three substitutions)."""
+    import logomaker
+
+    from raydream.results.report import pyplot, save_figure
+
+    plt = pyplot()
+    length = effects.shape[1]
+    present = np.array([[base == b for b in sequence[:length]] for base in BASES], dtype=float)
+    importance = -effects.sum(axis=0) / 3.0 * present  # on the base that is there
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(8, length / 8), 4.2), sharex=True,
+                                      gridspec_kw={"height_ratios": [1, 1.3]})
+    logomaker.Logo(_position_frame(importance), ax=top, color_scheme="classic")
+    top.set(ylabel="-mean change", title=title)
+    limit = float(np.abs(effects).max()) or 1.0
+    image = bottom.imshow(effects, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit,
+                          extent=(-0.5, length - 0.5, 3.5, -0.5))
+    bottom.set(yticks=range(4), yticklabels=list(BASES), xlabel="position in the sequence (0 = 5' end)",
+               ylabel="substituted base")
+    fig.colorbar(image, ax=[top, bottom], label="predicted change", shrink=0.8)
+    return save_figure(plt, fig, path)
+
+
+def plot_attributions(scores: np.ndarray, title: str, path):
+    """A sequence logo of the attributions (4 x length, each position's on its base)."""
+    import logomaker
+
+    from raydream.results.report import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(8, scores.shape[1] / 8), 2.2))
+    logomaker.Logo(_position_frame(scores), ax=ax, color_scheme="classic")
+    ax.set(xlabel="position in the sequence (0 = 5' end)", ylabel="attribution", title=title)
+    return save_figure(plt, fig, path)
+
+
+def plot_residuals(measured: np.ndarray, predicted: np.ndarray, path):
+    """Residuals (predicted - measured) across the measured range: their spread per bin of
+    measured expression (median, and the 10th-90th percentile band)."""
+    from raydream.results.report import pyplot, save_figure
+
+    plt = pyplot()
+    residual = predicted - measured
+    edges = np.linspace(measured.min(), measured.max() + 1e-9, 19)
+    which = np.digitize(measured, edges) - 1
+    centres, median, low, high, counts = [], [], [], [], []
+    for b in range(len(edges) - 1):
+        inside = residual[which == b]
+        if len(inside):
+            centres.append((edges[b] + edges[b + 1]) / 2)
+            median.append(np.median(inside))
+            low.append(np.percentile(inside, 10))
+            high.append(np.percentile(inside, 90))
+            counts.append(len(inside))
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.fill_between(centres, low, high, alpha=0.3, label="10th-90th percentile")
+    ax.plot(centres, median, "o-", label="median")
+    ax.axhline(0, color="0.4", lw=1, ls="--")
+    ax.set(xlabel="measured expression", ylabel="predicted - measured",
+           title=f"Residuals across the expression range (n={len(measured):,})")
+    ax.legend(loc="best", fontsize=8)
+    return save_figure(plt, fig, path)
+
+
+def build_parser():
+    from raydream.core.errors import ArgumentParser
+
+    p = ArgumentParser(prog="python -m raydream.explain",
+                       description="What a trained network learned: in-silico mutagenesis, attributions, variant "
+                                   "effects and calibration, as TSV files and PNG plots (no Ray).")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a checkpoint directory")
+    source.add_argument("--experiment", help="an experiment directory: its best trial's checkpoint")
+    p.add_argument("--input", required=True,
+                   help="sequences to explain: a DREAM file (its values give the calibration plots) or one per line")
+    p.add_argument("--out", required=True, help="a new directory for the TSV files and PNG plots")
+    p.add_argument("--variants", help="REF<TAB>ALT[<TAB>MEASURED_DIFFERENCE] per line: predicted alt - ref")
+    p.add_argument("--max-sequences", type=int, default=100,
+                   help="explain the first N sequences of --input (default 100; calibration uses all)")
+    p.add_argument("--plots", type=int, default=5, help="sequences drawn as mutagenesis and logo plots (default 5)")
+    p.add_argument("--shuffles", type=int, default=10, help="dinucleotide-shuffled references per sequence (default 10)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    return p
+
+
+def main(argv=None) -> int:
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import pandas as pd
+
+    from raydream.core.errors import DataError
+    from raydream.core.files import refuse_overwriting_inputs
+    from raydream.results.inference import load_model, resolve_device
+    from raydream.results.predict import best_checkpoints, read_sequences
+
+    args = build_parser().parse_args(argv)
+    for flag, value in (("--max-sequences", args.max_sequences), ("--shuffles", args.shuffles)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
+    if args.plots < 0:
+        raise ConfigError(f"--plots must be >= 0, got {args.plots}")
+    resolve_device(args.device)
+    require_explain_packages()
+    out = Path(args.out)
+    refuse_overwriting_inputs(out, [p for p in (args.input, args.variants) if p], "--out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(f"--out {out}: exists and is not an empty directory; give a new one")
+    checkpoint = args.checkpoint or best_checkpoints(args.experiment, 1)[0]
+    model = load_model(checkpoint, args.device)
+    if not isinstance(model.module, nn.Module):
+        raise ConfigError(f"{checkpoint}: a {model.name} tree model has no gradients; explain a network's checkpoint")
+    sequences = read_sequences(args.input)
+    measured = None
+    from raydream.data.dream import first_line
+
+    if "\t" in first_line(args.input):
+        from raydream.results.evaluate import read_truth
+
+        measured = read_truth(args.input)["expression"].to_numpy(dtype=np.float64)
+    variants = read_variants(args.variants) if args.variants else None
+    chosen = sequences[: args.max_sequences]
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # renamed into place at the end
+    try:
+        w, effects = mutagenesis(model, chosen)
+        rows = []
+        for i in range(len(chosen)):
+            block = per_position(w, effects, i)
+            for pos in range(block.shape[1]):
+                for b, base in enumerate(BASES):
+                    if base != chosen[i][pos]:
+                        rows.append((i, pos, chosen[i][pos], base, block[b, pos]))
+        pd.DataFrame(rows, columns=["sequence", "position", "ref", "alt", "predicted_change"]).to_csv(
+            staging / "mutagenesis.tsv", sep="\t", index=False, float_format="%.6g")
+        _, scores, delta = attributions(model, chosen, n_shuffles=args.shuffles)
+        rows = [(i, pos, chosen[i][pos], per_position(w, scores, i)[:, pos].sum())
+                for i in range(len(chosen)) for pos in range(w.length[i])]
+        pd.DataFrame(rows, columns=["sequence", "position", "base", "attribution"]).to_csv(
+            staging / "attributions.tsv", sep="\t", index=False, float_format="%.6g")
+        for i in range(min(args.plots, len(chosen))):
+            plot_mutagenesis(per_position(w, effects, i), chosen[i], f"sequence {i}: in-silico mutagenesis",
+                             staging / f"mutagenesis_{i}.png")
+            plot_attributions(per_position(w, scores, i), f"sequence {i}: integrated gradients "
+                              f"({args.shuffles} shuffled references)", staging / f"attributions_{i}.png")
+        lines = [f"{len(chosen)} sequence(s): mutagenesis.tsv, attributions.tsv (largest convergence delta "
+                 f"{delta:.3g}), plots of the first {min(args.plots, len(chosen))}"]
+        if variants is not None:
+            ref, alt, diff = variants
+            effect = variant_effects(model, ref, alt)
+            frame = pd.DataFrame({"ref": ref, "alt": alt, "predicted_effect": effect})
+            if diff is not None:
+                from raydream.results.evaluate import correlations
+
+                frame["measured_effect"] = diff
+                r2, rho = correlations(effect, diff)
+                lines.append(f"variant effects of {len(ref)} pair(s): Pearson r^2 {r2:.4f}, Spearman {rho:.4f} "
+                             f"against the measured differences (the DREAM pair score)")
+            else:
+                lines.append(f"variant effects of {len(ref)} pair(s): variant_effects.tsv")
+            frame.to_csv(staging / "variant_effects.tsv", sep="\t", index=False, float_format="%.6g")
+        if measured is not None:
+            from raydream.core.metrics import regression_metrics
+            from raydream.results.report import plot_pred_vs_measured
+
+            predicted = model.predict(sequences)
+            plot_pred_vs_measured(measured, predicted, "Predicted vs. measured", staging / "calibration_density.png")
+            plot_residuals(measured, predicted, staging / "calibration_residuals.png")
+            pd.DataFrame({"sequence": sequences, "measured": measured, "predicted": predicted}).to_csv(
+                staging / "predictions.tsv", sep="\t", index=False, float_format="%.6g")
+            scores = regression_metrics(measured, predicted)
+            lines.append(f"calibration on all {len(sequences):,} rows: R^2 {scores['r2']:.4f}, Pearson "
+                         f"{scores['pearson']:.4f}")
+        if out.exists():
+            out.rmdir()  # empty: checked above
+        os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    for line in lines:
+        print(f"raydream: {line}")
+    print(f"raydream: written to {out}")
+    return 0
+
+
+def console() -> int:
+    """The `raydream-explain` command: the same as `python -m raydream.explain`."""
+    from raydream.core.errors import run_cli
+
+    return run_cli(main)
