@@ -1,7 +1,7 @@
 """raydream: Ray-distributed hyperparameter search for yeast promoter expression models.
 
 The Python API (the command lines are `python -m raydream.tune`, `.results`, `.report`,
-`.predict`, `.evaluate` and `.prepare`):
+`.predict`, `.evaluate`, `.explain` and `.prepare`):
 
     import raydream
     grid = raydream.search("resnet", num_samples=4)          # Ray Tune's ResultGrid

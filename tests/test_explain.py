@@ -22,6 +22,7 @@ from raydream.train.steps import train_epoch  # noqa: E402
 from conftest import random_promoters, write_dream  # noqa: E402
 
 MOTIF, SITE = "TATAAAAG", 40  # forward strand only: its reverse complement CTTTTATA does nothing
+RAP1, RAP1_SITE = "ACACCCATACAT", 70  # Rap1's consensus, which JASPAR's RAP1 motif matches
 MODEL = {"channels": 16, "num_blocks": 2, "initial_prediction": 7.0}
 
 
@@ -32,8 +33,10 @@ def _with_motif(seqs, motif=MOTIF, at=SITE):
 def _trained(tmp_path, name: str, shuffled: bool):
     rng = np.random.default_rng(0)
     seqs = random_promoters(1200, 0)
-    seqs = np.array([_with_motif([s])[0] if rng.random() < 0.5 else s for s in seqs], dtype=object)
-    values = 4.0 + 6.0 * np.array([s.count(MOTIF) for s in seqs]) + rng.normal(0, 0.5, len(seqs))
+    seqs = [_with_motif([s])[0] if rng.random() < 0.5 else s for s in seqs]
+    seqs = np.array([_with_motif([s], RAP1, RAP1_SITE)[0] if rng.random() < 0.5 else s for s in seqs], dtype=object)
+    values = (4.0 + 6.0 * np.array([s.count(MOTIF) for s in seqs]) + 5.0 * np.array([s.count(RAP1) for s in seqs])
+              + rng.normal(0, 0.5, len(seqs)))
     if shuffled:
         values = rng.permutation(values)
     # Each strand on its own (no reverse-complement augmentation or strand averaging), so that
@@ -81,6 +84,21 @@ def test_mutagenesis_and_attributions_peak_on_the_planted_site_and_not_in_a_cont
     assert per_position(w, effects, 0)[:, SITE: SITE + len(MOTIF)].sum(axis=0).mean() < -0.5
 
 
+def test_seqlets_of_the_attributions_are_named_as_the_planted_motif_and_not_in_a_control(models):
+    from raydream.results.explain import attributions, motifs
+
+    planted, control = models
+    seqs = _with_motif(random_promoters(30, 13), RAP1, RAP1_SITE)
+    seqlets, table = motifs(*attributions(planted, seqs, n_shuffles=4)[:2])
+    top = table[(table["match"] != "no known motif") & (table["sign"] == "+")].iloc[0]
+    assert top["match"].endswith(" RAP1") and top["seqlets"] >= 10 and top["median_q"] <= 0.05, table
+    on_site = seqlets[seqlets["match"].str.endswith(" RAP1") & (seqlets["q_value"] <= 0.05)]
+    assert ((on_site["start"] < RAP1_SITE + len(RAP1)) & (on_site["end"] > RAP1_SITE)).all(), on_site
+    _, control_table = motifs(*attributions(control, seqs, n_shuffles=4)[:2])
+    named = control_table[control_table["match"].str.endswith(" RAP1")]
+    assert named["seqlets"].sum() < 3, control_table
+
+
 def test_the_forward_only_motif_shows_as_strand_asymmetry_and_variant_effects_are_predict_differences(models):
     planted, _ = models
     refs = random_promoters(20, 11)
@@ -103,7 +121,7 @@ def test_the_command_writes_its_tables_and_plots_and_refuses_bad_input(models, t
     printed = capsys.readouterr().out
     assert "variant effects of 4 pair(s): Pearson r^2" in printed and "calibration on all 6 rows" in printed
     assert {p.name for p in out.iterdir()} == {
-        "mutagenesis.tsv", "attributions.tsv", "mutagenesis_0.png", "attributions_0.png", "variant_effects.tsv",
+        "mutagenesis.tsv", "attributions.tsv", "seqlets.tsv", "motifs.tsv", "mutagenesis_0.png", "attributions_0.png", "variant_effects.tsv",
         "calibration_density.png", "calibration_residuals.png", "predictions.tsv"}
     import pandas as pd
 

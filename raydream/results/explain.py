@@ -12,8 +12,12 @@ captum (PyTorch's attribution library):
 * attributions (`attributions`): integrated gradients (captum) against dinucleotide-shuffled
   copies of each sequence as references (tangermeme's `dinucleotide_shuffle`, 10 by
   default): one score per position, on the base that is there;
+* motifs (`motifs`): seqlets of the attributions (tangermeme's `recursive_seqlets`), each
+  matched by TOMTOM (memelite) against JASPAR's fungal CORE motifs (pyjaspar ships the
+  database), grouped by their match;
 * variant effects (`variant_effects`): predicted alt - predicted ref for sequence pairs, the
-  same numbers `raydream.predict` gives for each.
+  same numbers `raydream.predict` gives for each;
+* embeddings (`penultimate`, `embed_2d`): a t-SNE map of the layer before the head.
 
 Scores are reported over each sequence's own bases, not the padding around it in the window.
 """
@@ -21,6 +25,7 @@ Scores are reported over each sequence's own bases, not the padding around it in
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,10 +43,10 @@ BASES = "ACGT"
 
 
 def require_explain_packages() -> None:
-    """Raise ConfigError naming the extra to install when tangermeme or logomaker is missing."""
+    """Raise ConfigError naming the extra to install when a package of it is missing."""
     import importlib.util
 
-    missing = [m for m in ("tangermeme", "logomaker") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("tangermeme", "captum", "logomaker", "pyjaspar") if importlib.util.find_spec(m) is None]
     if missing:
         raise ConfigError(f"raydream.explain needs {' and '.join(missing)}, which are not installed: "
                           f"pip install 'raydream[explain]'")
@@ -97,7 +102,8 @@ def _function(model: TrainedModel) -> ExpressionOfWindow:
     return ExpressionOfWindow(model.module, from_dict(TrainConfig, model.meta["train_config"], "train_config"))
 
 
-def mutagenesis(model: TrainedModel, sequences, batch_size: int = 256) -> tuple[Windows, np.ndarray]:
+def mutagenesis(model: TrainedModel, sequences, batch_size: int = 256,
+                verbose: bool = False) -> tuple[Windows, np.ndarray]:
     """In-silico saturation mutagenesis: (windows, effects) with effects (N, 4, L): at each
     position of the window, predicted(sequence with that base) - predicted(sequence); 0 for
     the base that is there, and for the padding."""
@@ -105,8 +111,12 @@ def mutagenesis(model: TrainedModel, sequences, batch_size: int = 256) -> tuple[
 
     f = _function(model)
     w = windows(sequences, f.config)
-    with torch.no_grad():
-        raw = saturation_mutagenesis(f, w.x, batch_size=batch_size, device=model.device, raw_outputs=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        # tangermeme casts the input to integers: an N (0.25 in each channel) becomes no base
+        # at all, for the unchanged sequence and its substitutions alike
+        warnings.filterwarnings("ignore", message="X contains non-integer values")
+        raw = saturation_mutagenesis(f, w.x, batch_size=batch_size, device=model.device, raw_outputs=True,
+                                     verbose=verbose)
     # y_hat (N, 4, L, 1): the prediction with each base at each position; y0 (N, 1): unchanged
     effects = (raw.y_hat[..., 0] - raw.y0[:, :, None]).detach().cpu().numpy().astype(np.float64)
     return w, _outside_zeroed(w, effects)
@@ -126,12 +136,11 @@ def attributions(model: TrainedModel, sequences, n_shuffles: int = 10, n_steps: 
     ResNet its deltas were about half the output).
     """
     from captum.attr import IntegratedGradients
-    from tangermeme.ersatz import dinucleotide_shuffle
 
     f = _function(model)
     w = windows(sequences, f.config)
     x = w.x.to(model.device)
-    references = dinucleotide_shuffle(w.x, n=n_shuffles, random_state=random_state).to(model.device)  # (N, S, 4, L)
+    references = _shuffled_references(w, n_shuffles, random_state).to(model.device)  # (N, S, 4, L)
     ig = IntegratedGradients(f)
     total = torch.zeros_like(x, dtype=torch.float64)
     deltas = torch.zeros(len(x), dtype=torch.float64, device=model.device)
@@ -144,6 +153,24 @@ def attributions(model: TrainedModel, sequences, n_shuffles: int = 10, n_steps: 
     scores = (per_position * x.double()).cpu().numpy()
     delta = float((deltas / references.shape[1]).abs().max())
     return w, _outside_zeroed(w, scores), delta
+
+
+def _shuffled_references(w: Windows, n: int, random_state: int) -> torch.Tensor:
+    """`n` references per window: each sequence's own bases dinucleotide-shuffled (tangermeme),
+    the padding around it as it is. An N (no base: 0.25 in each channel) is drawn as a
+    random base first, since a shuffle needs one base per position."""
+    from tangermeme.ersatz import dinucleotide_shuffle
+
+    rng = np.random.default_rng(random_state)
+    references = w.x.unsqueeze(1).repeat(1, n, 1, 1)  # (N, n, 4, L)
+    for i in range(len(w.x)):
+        span = w.x[i, :, w.start[i]: w.start[i] + w.length[i]].clone()
+        unknown = (span.max(dim=0).values < 1).nonzero().flatten()
+        span[:, unknown] = 0
+        span[torch.from_numpy(rng.integers(0, 4, len(unknown))), unknown] = 1
+        shuffled = dinucleotide_shuffle(span.unsqueeze(0), n=n, random_state=random_state + i)  # (1, n, 4, len)
+        references[i, :, :, w.start[i]: w.start[i] + w.length[i]] = shuffled[0].to(references.dtype)
+    return references
 
 
 def _outside_zeroed(w: Windows, scores: np.ndarray) -> np.ndarray:
@@ -163,6 +190,136 @@ def variant_effects(model: TrainedModel, ref, alt, batch_size: int = 512) -> np.
     if len(ref) != len(alt):
         raise ConfigError(f"{len(ref)} reference sequences but {len(alt)} alternatives")
     return model.predict(alt, batch_size) - model.predict(ref, batch_size)
+
+
+MOTIF_DATABASE = "JASPAR CORE, fungi"
+
+
+def known_motifs() -> dict[str, np.ndarray]:
+    """Known yeast transcription-factor motifs: JASPAR's CORE collection for fungi, as pyjaspar
+    ships it (no download), name "MATRIX_ID NAME" -> probability matrix (4, width)."""
+    from pyjaspar import jaspardb
+
+    found = {}
+    for motif in jaspardb().fetch_motifs(collection="CORE", tax_group=["fungi"]):
+        counts = np.array([motif.counts[b] for b in BASES], dtype=np.float64)
+        found[f"{motif.matrix_id} {motif.name}"] = counts / counts.sum(axis=0, keepdims=True)
+    return found
+
+
+def _bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values of a flat array of p-values."""
+    order = np.argsort(p)
+    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty_like(q)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+def motifs(w: Windows, scores: np.ndarray, q_threshold: float = 0.05, threshold: float = 0.01):
+    """Seqlets of the attributions, matched against known motifs: (seqlets, table).
+
+    Seqlets: tangermeme's `recursive_seqlets` over each sequence's per-position scores, for
+    positive and for negative scores (bases that raise and that lower the prediction), at
+    `threshold` (its false-discovery setting). Each seqlet's bases are compared with every
+    motif of `known_motifs` by TOMTOM (memelite; both strands); a seqlet's match is its best
+    motif, its q-value the Benjamini-Hochberg value over its comparisons with every motif (as
+    TOMTOM reports them).
+    The table groups the seqlets by their match (q <= q_threshold; the rest under "no known
+    motif"): per motif and sign, the seqlets, the median q-value, and the mean attribution of
+    a seqlet (the sum of its scores, in units of expression).
+    """
+    import pandas as pd
+    from memelite import tomtom
+    from tangermeme.seqlet import recursive_seqlets
+
+    per_position = torch.tensor(scores.sum(axis=1), dtype=torch.float32)  # (N, L): zero outside the sequences
+    found = []
+    for sign, values in (("+", per_position), ("-", -per_position)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # its notes on few positive scores in a control model
+            seqlets = recursive_seqlets(values, threshold=threshold)
+        if len(seqlets):
+            seqlets = seqlets.rename(columns={"example_idx": "sequence"})
+            seqlets["sign"] = sign
+            found.append(seqlets)
+    columns = ["sequence", "start", "end", "sign", "attribution", "bases", "match", "p_value", "q_value"]
+    if not found:
+        return pd.DataFrame(columns=columns), pd.DataFrame(columns=["match", "sign", "seqlets", "median_q",
+                                                                     "mean_attribution"])
+    seqlets = pd.concat(found, ignore_index=True)
+    seqlets["attribution"] = [float(scores[i].sum(axis=0)[a:b].sum()) for i, a, b in
+                              zip(seqlets["sequence"], seqlets["start"], seqlets["end"])]
+    seqlets["bases"] = [str(w.sequences[i])[a - w.start[i]: b - w.start[i]] for i, a, b in
+                        zip(seqlets["sequence"], seqlets["start"], seqlets["end"])]
+    seqlets["start"] -= w.start[seqlets["sequence"]]  # positions in the sequence, not the window
+    seqlets["end"] -= w.start[seqlets["sequence"]]
+    database = known_motifs()
+    names = list(database)
+    queries = [w.x[i, :, a: b].numpy().astype(np.float64) for i, a, b in
+               zip(seqlets["sequence"], seqlets["start"] + w.start[seqlets["sequence"]],
+                   seqlets["end"] + w.start[seqlets["sequence"]])]
+    p = tomtom(queries, list(database.values()))[0]  # (seqlets, motifs)
+    q = np.vstack([_bh(row) for row in np.asarray(p, dtype=np.float64)])  # per seqlet, over the motifs, as TOMTOM
+    best = np.argmin(p, axis=1)
+    seqlets["match"] = [names[j] for j in best]
+    seqlets["p_value"] = p[np.arange(len(best)), best]
+    seqlets["q_value"] = q[np.arange(len(best)), best]
+    grouped = seqlets.assign(match=seqlets["match"].where(seqlets["q_value"] <= q_threshold, "no known motif"))
+    table = (grouped.groupby(["match", "sign"])
+             .agg(seqlets=("q_value", "size"), median_q=("q_value", "median"),
+                  mean_attribution=("attribution", "mean"))
+             .reset_index().sort_values(["seqlets", "mean_attribution"], ascending=False).reset_index(drop=True))
+    return seqlets[columns], table
+
+
+def penultimate(model: TrainedModel, sequences, batch_size: int = 512) -> np.ndarray:
+    """The network's representation of each sequence just before its head: the input of
+    the module named `head` (pooled features; averaged over positions where the head is a
+    1x1 convolution, as LegNet's), for the forward strand with the flag channels at 0."""
+    f = _function(model)
+    body = getattr(f.module, "body", f.module)  # a network wrapped with the GC/Tm scalars
+    head = getattr(body, "head", None)
+    if not isinstance(head, nn.Module):
+        raise ConfigError(f"{model.checkpoint}: the {model.name} network has no `head` module to take its "
+                          f"penultimate layer from")
+    seen: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach()))
+    try:
+        w = windows(sequences, f.config)
+        with torch.no_grad():
+            for i in range(0, len(w.x), batch_size):
+                f._predict(w.x[i: i + batch_size].to(model.device), False)
+    finally:
+        hook.remove()
+    features = torch.cat([t.flatten(2).mean(-1) if t.ndim == 3 else t for t in seen])
+    return features.cpu().numpy().astype(np.float64)
+
+
+def embed_2d(features: np.ndarray, random_state: int = 0) -> np.ndarray:
+    """A t-SNE map (scikit-learn's, PCA-initialised) of feature rows: (N, 2). t-SNE, as the
+    seed report's maps of model outputs (its Fig. 6.1)."""
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, max(2.0, (len(features) - 1) / 3)))
+    return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=random_state).fit_transform(features)
+
+
+def plot_embedding(panels: list[tuple[str, np.ndarray, np.ndarray]], path):
+    """One t-SNE panel per (title, 2-D points, measured expression), coloured by expression."""
+    from raydream.results.report import pyplot, save_figure
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
+    low = min(float(v.min()) for _, _, v in panels)
+    high = max(float(v.max()) for _, _, v in panels)
+    for ax, (title, points, values) in zip(axes[0], panels):
+        shown = ax.scatter(points[:, 0], points[:, 1], c=values, s=4, cmap="viridis", vmin=low, vmax=high)
+        ax.set(title=f"{title} (n={len(values):,})", xticks=[], yticks=[], xlabel="t-SNE 1", ylabel="t-SNE 2")
+    fig.colorbar(shown, ax=list(axes[0]), label="measured expression")
+    fig.suptitle("The penultimate layer, mapped by t-SNE")
+    return save_figure(plt, fig, path)
 
 
 # ---- the command line: python -m raydream.explain ------------------------------------------
@@ -295,6 +452,10 @@ def build_parser():
                    help="explain the first N sequences of --input (default 100; calibration uses all)")
     p.add_argument("--plots", type=int, default=5, help="sequences drawn as mutagenesis and logo plots (default 5)")
     p.add_argument("--shuffles", type=int, default=10, help="dinucleotide-shuffled references per sequence (default 10)")
+    p.add_argument("--embedding", type=int, default=0, metavar="ROWS",
+                   help="also map the penultimate layer by t-SNE, coloured by measured expression: ROWS rows of "
+                        "the experiment's train and validation splits (with --experiment), else of --input "
+                        "(a DREAM file); default 0: no map")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     return p
 
@@ -302,6 +463,7 @@ def build_parser():
 def main(argv=None) -> int:
     import os
     import shutil
+    import sys
     import tempfile
     from pathlib import Path
 
@@ -316,8 +478,8 @@ def main(argv=None) -> int:
     for flag, value in (("--max-sequences", args.max_sequences), ("--shuffles", args.shuffles)):
         if value < 1:
             raise ConfigError(f"{flag} must be >= 1, got {value}")
-    if args.plots < 0:
-        raise ConfigError(f"--plots must be >= 0, got {args.plots}")
+    if args.plots < 0 or args.embedding < 0:
+        raise ConfigError(f"--plots and --embedding must be >= 0, got {args.plots} and {args.embedding}")
     resolve_device(args.device)
     require_explain_packages()
     out = Path(args.out)
@@ -342,7 +504,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # renamed into place at the end
     try:
-        w, effects = mutagenesis(model, chosen)
+        w, effects = mutagenesis(model, chosen, verbose=sys.stderr.isatty())  # a progress bar in a terminal
         rows = []
         for i in range(len(chosen)):
             block = per_position(w, effects, i)
@@ -357,6 +519,9 @@ def main(argv=None) -> int:
                 for i in range(len(chosen)) for pos in range(w.length[i])]
         pd.DataFrame(rows, columns=["sequence", "position", "base", "attribution"]).to_csv(
             staging / "attributions.tsv", sep="\t", index=False, float_format="%.6g")
+        seqlets, table = motifs(w, scores)
+        seqlets.to_csv(staging / "seqlets.tsv", sep="\t", index=False, float_format="%.6g")
+        table.to_csv(staging / "motifs.tsv", sep="\t", index=False, float_format="%.6g")
         for i in range(min(args.plots, len(chosen))):
             plot_mutagenesis(per_position(w, effects, i), chosen[i], f"sequence {i}: in-silico mutagenesis",
                              staging / f"mutagenesis_{i}.png")
@@ -364,6 +529,11 @@ def main(argv=None) -> int:
                               f"({args.shuffles} shuffled references)", staging / f"attributions_{i}.png")
         lines = [f"{len(chosen)} sequence(s): mutagenesis.tsv, attributions.tsv (largest convergence delta "
                  f"{delta:.3g}), plots of the first {min(args.plots, len(chosen))}"]
+        known = table[table["match"] != "no known motif"]
+        lines.append(f"{len(seqlets)} seqlet(s), {int(known['seqlets'].sum()) if len(known) else 0} matched to "
+                     f"{MOTIF_DATABASE} (q <= 0.05): motifs.tsv" +
+                     (f"; most often {known.iloc[0]['match']} ({known.iloc[0]['sign']}, {known.iloc[0]['seqlets']})"
+                      if len(known) else ""))
         if variants is not None:
             ref, alt, diff = variants
             effect = variant_effects(model, ref, alt)
@@ -390,6 +560,13 @@ def main(argv=None) -> int:
             scores = regression_metrics(measured, predicted)
             lines.append(f"calibration on all {len(sequences):,} rows: R^2 {scores['r2']:.4f}, Pearson "
                          f"{scores['pearson']:.4f}")
+        if args.embedding:
+            panels = []
+            for title, seqs, values in _embedding_rows(args, sequences, measured):
+                panels.append((title, embed_2d(penultimate(model, seqs)), values))
+            plot_embedding(panels, staging / "embedding.png")
+            lines.append("t-SNE map of the penultimate layer: embedding.png (" +
+                         ", ".join(f"{t} {len(v):,} rows" for t, _, v in panels) + ")")
         if out.exists():
             out.rmdir()  # empty: checked above
         os.replace(staging, out)
@@ -400,6 +577,27 @@ def main(argv=None) -> int:
         print(f"raydream: {line}")
     print(f"raydream: written to {out}")
     return 0
+
+
+def _embedding_rows(args, sequences: np.ndarray, measured: np.ndarray | None):
+    """(title, sequences, measured values) of each panel of the embedding map."""
+    if args.experiment:
+        from raydream.core.errors import DataError
+        from raydream.data.prepare import read_split
+        from raydream.results.table import read_experiment
+
+        data = read_experiment(args.experiment).info.get("data")
+        if not data:
+            raise DataError(f"{args.experiment}: its search record names no dataset to map; give --checkpoint and "
+                            f"a DREAM file as --input")
+        for split, title in (("train", "training rows"), ("val", "validation rows")):
+            frame = read_split(data, split, limit=args.embedding).to_pandas()
+            yield title, frame["sequence"].to_numpy(dtype=object), frame["expression"].to_numpy(dtype=np.float64)
+        return
+    if measured is None:
+        raise ConfigError("--embedding colours the map by measured expression: give a DREAM file as --input, or "
+                          "an --experiment")
+    yield "input rows", sequences[: args.embedding], measured[: args.embedding]
 
 
 def console() -> int:
