@@ -152,6 +152,12 @@ ENTRY_POINTS = {  # name -> (main, argv with {input}, whether the input is a dir
     "evaluate --truth": ("raydream.evaluate", ["--pred", "{pred}", "--truth", "{input}"], False),
     "evaluate --subsets": ("raydream.evaluate", ["--pred", "{pred}", "--truth", "{truth}", "--subsets", "{input}"],
                            False),
+    "explain --input": ("raydream.explain", ["--checkpoint", "{checkpoint}", "--input", "{input}", "--out",
+                                             "{tmp}/explained"], False),
+    "explain --variants": ("raydream.explain", ["--checkpoint", "{checkpoint}", "--input", "{truth}", "--variants",
+                                                "{input}", "--out", "{tmp}/explained"], False),
+    "explain --checkpoint": ("raydream.explain", ["--checkpoint", "{input}", "--input", "{truth}", "--out",
+                                                  "{tmp}/explained"], True),
 }
 
 

@@ -501,8 +501,10 @@ def main(argv=None) -> int:
     variants = read_variants(args.variants) if args.variants else None
     chosen = sequences[: args.max_sequences]
 
+    made = next((d for d in reversed(out.absolute().parents) if not d.exists()), None)  # the first we create
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # renamed into place at the end
+    done = False
     try:
         w, effects = mutagenesis(model, chosen, verbose=sys.stderr.isatty())  # a progress bar in a terminal
         rows = []
@@ -570,9 +572,12 @@ def main(argv=None) -> int:
         if out.exists():
             out.rmdir()  # empty: checked above
         os.replace(staging, out)
+        done = True
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+        if not done and made is not None:  # nothing of a failed run is left behind
+            shutil.rmtree(made, ignore_errors=True)
     for line in lines:
         print(f"raydream: {line}")
     print(f"raydream: written to {out}")
