@@ -125,6 +125,14 @@ def test_the_command_writes_its_tables_and_plots_and_refuses_bad_input(models, t
         "calibration_density.png", "calibration_residuals.png", "predictions.tsv"}
     import pandas as pd
 
+    from raydream.results.evaluate import correlations
+
+    pairs = pd.read_csv(out / "variant_effects.tsv", sep="\t")
+    r2, rho = correlations(pairs["predicted_effect"].to_numpy(), pairs["measured_effect"].to_numpy())
+    import re
+
+    shown = re.search(r"Pearson r\^2 ([0-9.]+), Spearman (-?[0-9.]+)", printed)  # the DREAM pair score
+    assert shown and [float(v) for v in shown.groups()] == pytest.approx([r2, rho], abs=2e-4)
     ism = pd.read_csv(out / "mutagenesis.tsv", sep="\t")
     assert len(ism) == 6 * 110 * 3 and set(ism["alt"]) == set("ACGT")
     # bad input: one error line, exit 2, nothing written

@@ -106,6 +106,10 @@ def test_reading_the_splits_once_is_bounded_and_says_what_it_waited_for(tmp_path
     class Stuck:
         def materialize(self):
             release.wait(30)
+            # Released: the read ends here. (Had it gone on to the next split after this test
+            # had undone its patch, the real read would have started Ray in that thread, and
+            # that stray Ray instance broke a later test's ray.init.)
+            raise RuntimeError("released")
 
     monkeypatch.setattr(loop, "read_shards", lambda *args, **kwargs: Stuck())
     setup = TrialSetup(str(tmp_path / "prepared"), str(tmp_path / "runs"))
@@ -115,6 +119,10 @@ def test_reading_the_splits_once_is_bounded_and_says_what_it_waited_for(tmp_path
             read_once(setup, object_store_bytes=1e12, timeout_s=0.5)
     finally:
         release.set()
+        for thread in threading.enumerate():  # the read's thread, ended before the patch is undone
+            if thread.name == "background-read":
+                thread.join(10)
+    assert not [t for t in threading.enumerate() if t.name == "background-read"]
 
 
 def test_a_failed_read_is_raised_and_a_good_one_gives_every_split(tmp_path, monkeypatch):
