@@ -156,6 +156,8 @@ ENTRY_POINTS = {  # name -> (main, argv with {input}, whether the input is a dir
                                              "{tmp}/explained"], False),
     "explain --variants": ("raydream.explain", ["--checkpoint", "{checkpoint}", "--input", "{truth}", "--variants",
                                                 "{input}", "--out", "{tmp}/explained"], False),
+    "explain --subsets": ("raydream.explain", ["--checkpoint", "{checkpoint}", "--input", "{truth}", "--subsets",
+                                               "{input}", "--out", "{tmp}/explained"], False),
     "explain --checkpoint": ("raydream.explain", ["--checkpoint", "{input}", "--input", "{truth}", "--out",
                                                   "{tmp}/explained"], True),
 }

@@ -115,14 +115,18 @@ def test_the_command_writes_its_tables_and_plots_and_refuses_bad_input(models, t
     variants = tmp_path / "variants.tsv"
     variants.write_text("".join(f"{r}\t{a}\t{i}\n" for i, (r, a) in enumerate(zip(random_promoters(4, 5),
                                                                                      _with_motif(random_promoters(4, 5))))))
+    subsets = tmp_path / "subsets.tsv"  # raydream.evaluate's table: single subsets, and pairs (alt, ref)
+    subsets.write_text("subset\tindex\tref_index\nhigh\t0\t\nhigh\t1\t\nhigh\t2\t\nlow\t3\t\nlow\t4\t\n"
+                       "low\t5\t\nSNVs\t1\t0\nSNVs\t4\t2\nSNVs\t5\t0\n")
     out = tmp_path / "out"
     assert main(["--checkpoint", str(planted.checkpoint), "--input", str(dream), "--variants", str(variants),
-                 "--out", str(out), "--plots", "1", "--shuffles", "2"]) == 0
+                 "--subsets", str(subsets), "--out", str(out), "--plots", "1", "--shuffles", "2"]) == 0
     printed = capsys.readouterr().out
     assert "variant effects of 4 pair(s): Pearson r^2" in printed and "calibration on all 6 rows" in printed
     assert {p.name for p in out.iterdir()} == {
         "mutagenesis.tsv", "attributions.tsv", "seqlets.tsv", "motifs.tsv", "mutagenesis_0.png", "attributions_0.png", "variant_effects.tsv",
-        "calibration_density.png", "calibration_residuals.png", "predictions.tsv"}
+        "calibration_density.png", "calibration_residuals.png", "predictions.tsv", "subsets.tsv",
+        "calibration_subsets.png"}
     import pandas as pd
 
     from raydream.results.evaluate import correlations
@@ -133,6 +137,15 @@ def test_the_command_writes_its_tables_and_plots_and_refuses_bad_input(models, t
 
     shown = re.search(r"Pearson r\^2 ([0-9.]+), Spearman (-?[0-9.]+)", printed)  # the DREAM pair score
     assert shown and [float(v) for v in shown.groups()] == pytest.approx([r2, rho], abs=2e-4)
+    # per subset, as raydream.evaluate scores the same predictions
+    from raydream.results.evaluate import dream_scores, read_subsets
+
+    predicted = pd.read_csv(out / "predictions.tsv", sep="\t")["predicted"].to_numpy()
+    official = dream_scores(predicted, np.arange(6.0), read_subsets(subsets, 6))
+    by_subset = pd.read_csv(out / "subsets.tsv", sep="\t").set_index("subset")
+    for name in ("all", "high", "low", "SNVs"):
+        assert by_subset.loc[name, "pearson_r2"] == pytest.approx(official[f"pearson_r2_{name}"], abs=1e-3), name
+    assert by_subset.loc["SNVs", "rows_or_pairs"] == 3
     ism = pd.read_csv(out / "mutagenesis.tsv", sep="\t")
     assert len(ism) == 6 * 110 * 3 and set(ism["alt"]) == set("ACGT")
     # bad input: one error line, exit 2, nothing written

@@ -435,6 +435,53 @@ def plot_residuals(measured: np.ndarray, predicted: np.ndarray, path):
     return save_figure(plt, fig, path)
 
 
+def subset_scores(subsets: dict[str, np.ndarray], measured: np.ndarray, predicted: np.ndarray):
+    """A row per subset: its rows (or pairs), Pearson r^2 and Spearman as `raydream.evaluate`
+    scores it (a paired subset on alt - ref differences), and for single subsets R^2 and the
+    mean residual (predicted - measured)."""
+    import pandas as pd
+
+    from raydream.core.metrics import regression_metrics
+    from raydream.results.evaluate import PAIRED, correlations
+
+    rows = []
+    for name, index in [("all", np.arange(len(measured))), *subsets.items()]:
+        if name in PAIRED:
+            p = predicted[index[:, 0]] - predicted[index[:, 1]]
+            t = measured[index[:, 0]] - measured[index[:, 1]]
+            r2, rho = correlations(p, t)
+            rows.append((name, len(index), r2, rho, np.nan, np.nan))
+        else:
+            r2, rho = correlations(predicted[index], measured[index])
+            fit = regression_metrics(measured[index], predicted[index])["r2"] if len(index) >= 2 else np.nan
+            rows.append((name, len(index), r2, rho, fit, float(np.mean(predicted[index] - measured[index]))))
+    return pd.DataFrame(rows, columns=["subset", "rows_or_pairs", "pearson_r2", "spearman", "r2", "mean_residual"])
+
+
+def plot_subset_residuals(subsets: dict[str, np.ndarray], measured: np.ndarray, predicted: np.ndarray, path):
+    """Residuals (predicted - measured) of each single subset as a box, and for each paired
+    subset predicted against measured differences."""
+    from raydream.results.evaluate import PAIRED
+    from raydream.results.report import pyplot, save_figure
+
+    plt = pyplot()
+    single = {n: i for n, i in subsets.items() if n not in PAIRED}
+    paired = {n: i for n, i in subsets.items() if n in PAIRED}
+    fig, axes = plt.subplots(1, 1 + len(paired), figsize=(5 + 3.6 * len(paired), 3.8), squeeze=False)
+    ax = axes[0][0]
+    if single:
+        ax.boxplot([predicted[i] - measured[i] for i in single.values()], showfliers=False)
+        ax.set_xticks(range(1, len(single) + 1), [f"{n}\n(n={len(i)})" for n, i in single.items()], fontsize=8)
+    ax.axhline(0, color="0.4", lw=1, ls="--")
+    ax.set(ylabel="predicted - measured", title="Residuals by subset")
+    for ax, (name, pairs) in zip(axes[0][1:], paired.items()):
+        ax.scatter(measured[pairs[:, 0]] - measured[pairs[:, 1]], predicted[pairs[:, 0]] - predicted[pairs[:, 1]], s=6)
+        ax.axhline(0, color="0.7", lw=0.8)
+        ax.axvline(0, color="0.7", lw=0.8)
+        ax.set(xlabel="measured alt - ref", ylabel="predicted alt - ref", title=f"{name} (n={len(pairs)})")
+    return save_figure(plt, fig, path)
+
+
 def build_parser():
     from raydream.core.errors import ArgumentParser
 
@@ -448,6 +495,9 @@ def build_parser():
                    help="sequences to explain: a DREAM file (its values give the calibration plots) or one per line")
     p.add_argument("--out", required=True, help="a new directory for the TSV files and PNG plots")
     p.add_argument("--variants", help="REF<TAB>ALT[<TAB>MEASURED_DIFFERENCE] per line: predicted alt - ref")
+    p.add_argument("--subsets", help="a DREAM subset table of --input's rows (subset<TAB>index<TAB>ref_index, as "
+                                     "raydream.evaluate reads it): calibration per subset, and the paired subsets' "
+                                     "variant effects against their measured differences")
     p.add_argument("--max-sequences", type=int, default=100,
                    help="explain the first N sequences of --input (default 100; calibration uses all)")
     p.add_argument("--plots", type=int, default=5, help="sequences drawn as mutagenesis and logo plots (default 5)")
@@ -499,6 +549,14 @@ def main(argv=None) -> int:
 
         measured = read_truth(args.input)["expression"].to_numpy(dtype=np.float64)
     variants = read_variants(args.variants) if args.variants else None
+    subsets = None
+    if args.subsets:
+        if measured is None:
+            raise ConfigError("--subsets scores rows of --input against their measured values: give a DREAM file "
+                              "(SEQUENCE<TAB>EXPRESSION) as --input")
+        from raydream.results.evaluate import read_subsets
+
+        subsets = read_subsets(args.subsets, len(sequences))
     chosen = sequences[: args.max_sequences]
 
     made = next((d for d in reversed(out.absolute().parents) if not d.exists()), None)  # the first we create
@@ -562,6 +620,12 @@ def main(argv=None) -> int:
             scores = regression_metrics(measured, predicted)
             lines.append(f"calibration on all {len(sequences):,} rows: R^2 {scores['r2']:.4f}, Pearson "
                          f"{scores['pearson']:.4f}")
+        if subsets is not None:
+            by_subset = subset_scores(subsets, measured, predicted)
+            by_subset.to_csv(staging / "subsets.tsv", sep="\t", index=False, float_format="%.6g")
+            plot_subset_residuals(subsets, measured, predicted, staging / "calibration_subsets.png")
+            lines.append("per DREAM subset (subsets.tsv): " + ", ".join(
+                f"{row.subset} {row.pearson_r2:.3f}" for row in by_subset.itertuples()) + " (Pearson r^2)")
         if args.embedding:
             panels = []
             for title, seqs, values in _embedding_rows(args, sequences, measured):
