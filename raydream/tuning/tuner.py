@@ -77,8 +77,8 @@ DEFAULT_NUM_SAMPLES = 8
 SMOKE = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "train_rows": 1024}
 DEFAULT_GRACE_PERIOD = 2
 ENSEMBLE_SIZE = 3  # the summary also scores the mean prediction of the top checkpoints
+TRACKERS = ("mlflow", "wandb", "tensorboard")  # --log: Ray Tune's logger callbacks for these
 # Flags that --resume accepts; everything else is taken from the experiment's record.
-TRACKERS = ("mlflow", "wandb", "tensorboard")
 RESUME_FLAGS = {"resume", "space", "num_cpus", "address", "verbose", "stall_timeout"}
 STALLED = 1  # exit status of a search stopped because none of its trials could start
 
