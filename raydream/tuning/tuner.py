@@ -520,11 +520,11 @@ def _run(search: Search, args: argparse.Namespace, resume: bool, callbacks: Sequ
             if setup is None:
                 return STALLED, None
         watch = SearchStallWatch(search.stall_timeout, plan, search, events=not args.verbose)
+        search.write()  # on --resume too: as this version writes it (with how its trials' configs resolve)
         if resume:
             # the search's callbacks and stopper, pickled in its experiment, unpickle as `watch`
             tuner = tune.Tuner.restore(experiment, trainable(space, setup, plan.cpus_per_trial), resume_unfinished=True)
         else:
-            search.write()
             tuner = _new_tuner(search, trainable(space, setup, plan.cpus_per_trial), plan, args.verbose, watch,
                                callbacks)
         baselines = InBackground(_fit_baselines, search.data)  # while the trials train
