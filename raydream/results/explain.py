@@ -94,12 +94,19 @@ def windows(sequences, config: TrainConfig) -> Windows:
     return Windows(seqs, one_hot_tensor(torch.from_numpy(codes)), starts.astype(int), lengths.astype(int))
 
 
-def _function(model: TrainedModel) -> ExpressionOfWindow:
+def require_network(model: TrainedModel) -> nn.Module:
+    """The model's network; a tree model, which has no gradients, is refused."""
     if not isinstance(model.module, nn.Module):
-        raise ConfigError(f"{model.checkpoint}: a {model.name} tree model has no gradients; explain networks")
+        raise ConfigError(f"{model.checkpoint}: a {model.name} tree model has no gradients; explain a network's "
+                          f"checkpoint")
+    return model.module
+
+
+def _function(model: TrainedModel) -> ExpressionOfWindow:
     from raydream.core.typed import from_dict
 
-    return ExpressionOfWindow(model.module, from_dict(TrainConfig, model.meta["train_config"], "train_config"))
+    return ExpressionOfWindow(require_network(model),
+                              from_dict(TrainConfig, model.meta["train_config"], "train_config"))
 
 
 def mutagenesis(model: TrainedModel, sequences, batch_size: int = 256,
@@ -189,7 +196,7 @@ def variant_effects(model: TrainedModel, ref, alt, batch_size: int = 512) -> np.
     ref, alt = check_sequences(ref), check_sequences(alt)
     if len(ref) != len(alt):
         raise ConfigError(f"{len(ref)} reference sequences but {len(alt)} alternatives")
-    return model.predict(alt, batch_size) - model.predict(ref, batch_size)
+    return model.predict_checked(alt, batch_size) - model.predict_checked(ref, batch_size)
 
 
 MOTIF_DATABASE = "JASPAR CORE, fungi"
@@ -437,24 +444,20 @@ def plot_residuals(measured: np.ndarray, predicted: np.ndarray, path):
 
 def subset_scores(subsets: dict[str, np.ndarray], measured: np.ndarray, predicted: np.ndarray):
     """A row per subset: its rows (or pairs), Pearson r^2 and Spearman as `raydream.evaluate`
-    scores it (a paired subset on alt - ref differences), and for single subsets R^2 and the
-    mean residual (predicted - measured)."""
+    scores it (`dream_scores`: a paired subset on alt - ref differences), and for single
+    subsets R^2 and the mean residual (predicted - measured)."""
     import pandas as pd
 
     from raydream.core.metrics import regression_metrics
-    from raydream.results.evaluate import PAIRED, correlations
+    from raydream.results.evaluate import PAIRED, dream_scores
 
+    official = dream_scores(predicted, measured, subsets)
     rows = []
     for name, index in [("all", np.arange(len(measured))), *subsets.items()]:
-        if name in PAIRED:
-            p = predicted[index[:, 0]] - predicted[index[:, 1]]
-            t = measured[index[:, 0]] - measured[index[:, 1]]
-            r2, rho = correlations(p, t)
-            rows.append((name, len(index), r2, rho, np.nan, np.nan))
-        else:
-            r2, rho = correlations(predicted[index], measured[index])
-            fit = regression_metrics(measured[index], predicted[index])["r2"] if len(index) >= 2 else np.nan
-            rows.append((name, len(index), r2, rho, fit, float(np.mean(predicted[index] - measured[index]))))
+        single = name not in PAIRED
+        fit = regression_metrics(measured[index], predicted[index])["r2"] if single and len(index) >= 2 else np.nan
+        residual = float(np.mean(predicted[index] - measured[index])) if single else np.nan
+        rows.append((name, len(index), official[f"pearson_r2_{name}"], official[f"spearman_{name}"], fit, residual))
     return pd.DataFrame(rows, columns=["subset", "rows_or_pairs", "pearson_r2", "spearman", "r2", "mean_residual"])
 
 
@@ -538,16 +541,23 @@ def main(argv=None) -> int:
         raise DataError(f"--out {out}: exists and is not an empty directory; give a new one")
     checkpoint = args.checkpoint or best_checkpoints(args.experiment, 1)[0]
     model = load_model(checkpoint, args.device)
-    if not isinstance(model.module, nn.Module):
-        raise ConfigError(f"{checkpoint}: a {model.name} tree model has no gradients; explain a network's checkpoint")
-    sequences = read_sequences(args.input)
-    measured = None
+    require_network(model)  # before any input is read
+    from raydream.core.files import require_regular_file
     from raydream.data.dream import first_line
 
-    if "\t" in first_line(args.input):
+    measured = None
+    try:
+        dream = "\t" in first_line(require_regular_file(args.input))
+    except (OSError, EOFError):  # not gzip after all, truncated, ...: read_sequences says which
+        dream = False
+    if dream:  # read once: its sequences, and the measured values the calibration needs
         from raydream.results.evaluate import read_truth
 
-        measured = read_truth(args.input)["expression"].to_numpy(dtype=np.float64)
+        truth = read_truth(args.input)
+        sequences = truth["sequence"].to_numpy(dtype=object)
+        measured = truth["expression"].to_numpy(dtype=np.float64)
+    else:
+        sequences = read_sequences(args.input)
     variants = read_variants(args.variants) if args.variants else None
     subsets = None
     if args.subsets:

@@ -91,9 +91,12 @@ class TrainedModel:
     def predict(self, sequences: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE,
                 rules: RowRules = RowRules()) -> np.ndarray:
         """Predicted expression (float64, one per sequence, in order)."""
+        return self.predict_checked(check_sequences(sequences, rules), batch_size)
+
+    def predict_checked(self, seqs: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """`predict` of sequences `check_sequences` has checked already."""
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        seqs = check_sequences(sequences, rules)
         if isinstance(self.module, TreeModel):
             return self.module.predict(seqs)
         try:
@@ -132,7 +135,7 @@ def predict(models: Models, sequences: Iterable[str], device: "str | torch.devic
     many = models if isinstance(models, (list, tuple)) else [models]
     if not many:
         raise ConfigError("no model to predict with")
-    seqs = check_sequences(sequences, rules)
-    predictions = [(m if isinstance(m, TrainedModel) else load_model(m, device)).predict(seqs, batch_size, rules)
+    seqs = check_sequences(sequences, rules)  # once, for every model
+    predictions = [(m if isinstance(m, TrainedModel) else load_model(m, device)).predict_checked(seqs, batch_size)
                    for m in many]
     return np.mean(predictions, axis=0)
