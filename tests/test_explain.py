@@ -1,7 +1,7 @@
-"""`raydream.explain` on small networks trained here on a planted motif (no Ray): the
-mutagenesis and the attributions find the planted site, a shuffled-label control finds
-nothing, the forward-strand-only motif shows as strand asymmetry, and variant effects are
-`predict` differences."""
+"""`raydream.explain` on small networks trained here on planted motifs (no Ray): the
+mutagenesis and the attributions find the planted site, motif discovery names the planted
+motifs, a shuffled-label control finds none of it, the forward-strand-only motif shows as
+strand asymmetry, and variant effects are `predict` differences."""
 
 import numpy as np
 import pytest
@@ -9,10 +9,11 @@ import torch
 
 pytest.importorskip("tangermeme")
 pytest.importorskip("captum")
+pytest.importorskip("modiscolite")
 
 from raydream.core.errors import run_cli  # noqa: E402
 from raydream.models import create_model  # noqa: E402
-from raydream.results.explain import attributions, main, mutagenesis, per_position, variant_effects  # noqa: E402
+from raydream.results.explain import attributions, main, motifs, mutagenesis, per_position, variant_effects  # noqa: E402
 from raydream.results.inference import load_model  # noqa: E402
 from raydream.train.checkpoint import save_checkpoint  # noqa: E402
 from raydream.train.config import TrainConfig, build_model_config  # noqa: E402
@@ -21,21 +22,34 @@ from raydream.train.steps import train_epoch  # noqa: E402
 
 from conftest import random_promoters, write_dream  # noqa: E402
 
-MOTIF, SITE = "TATAAAAG", 40  # forward strand only: its reverse complement CTTTTATA does nothing
-RAP1, RAP1_SITE = "ACACCCATACAT", 70  # Rap1's consensus, which JASPAR's RAP1 motif matches
+# A TATA box of the yeast consensus TATAWAWR, which raises expression on the forward strand
+# only (its reverse complement TATTTATA does nothing), and a Rap1 site (its consensus, which
+# JASPAR's RAP1 motif matches); each is planted in half the sequences at a random position
+# of the random region.
+TATA, RAP1 = "TATAAATA", "ACACCCATACAT"
+SITE = 40  # where the tests below plant the TATA box in their own sequences
 MODEL = {"channels": 16, "num_blocks": 2, "initial_prediction": 7.0}
 
 
-def _with_motif(seqs, motif=MOTIF, at=SITE):
+def _with_motif(seqs, motif=TATA, at=SITE):
     return [s[:at] + motif + s[at + len(motif):] for s in seqs]
+
+
+def _planted(seqs, seed: int):
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in seqs:
+        for motif in (TATA, RAP1):
+            if rng.random() < 0.5:
+                s = _with_motif([s], motif, int(rng.integers(17, 97 - len(motif))))[0]
+        out.append(s)
+    return np.array(out, dtype=object)
 
 
 def _trained(tmp_path, name: str, shuffled: bool):
     rng = np.random.default_rng(0)
-    seqs = random_promoters(1200, 0)
-    seqs = [_with_motif([s])[0] if rng.random() < 0.5 else s for s in seqs]
-    seqs = np.array([_with_motif([s], RAP1, RAP1_SITE)[0] if rng.random() < 0.5 else s for s in seqs], dtype=object)
-    values = (4.0 + 6.0 * np.array([s.count(MOTIF) for s in seqs]) + 5.0 * np.array([s.count(RAP1) for s in seqs])
+    seqs = _planted(random_promoters(1200, 0), 0)
+    values = (4.0 + 6.0 * np.array([s.count(TATA) for s in seqs]) + 5.0 * np.array([s.count(RAP1) for s in seqs])
               + rng.normal(0, 0.5, len(seqs)))
     if shuffled:
         values = rng.permutation(values)
@@ -63,8 +77,8 @@ def models(tmp_path_factory):
 def _site_ratio(w, scores) -> float:
     """Mean |score| on the planted site over the mean elsewhere in the sequences."""
     per = np.stack([np.abs(per_position(w, scores, i)).sum(axis=0) for i in range(len(w.sequences))])
-    on = per[:, SITE: SITE + len(MOTIF)].mean()
-    off = np.delete(per, range(SITE, SITE + len(MOTIF)), axis=1).mean()
+    on = per[:, SITE: SITE + len(TATA)].mean()
+    off = np.delete(per, range(SITE, SITE + len(TATA)), axis=1).mean()
     return on / off
 
 
@@ -72,39 +86,66 @@ def test_mutagenesis_and_attributions_peak_on_the_planted_site_and_not_in_a_cont
     planted, control = models
     seqs = _with_motif(random_promoters(12, 9))
     ism_ratio = _site_ratio(*mutagenesis(planted, seqs))
-    w, scores, delta = attributions(planted, seqs, n_shuffles=4)
-    ig_ratio = _site_ratio(w, scores)
+    attr = attributions(planted, seqs, n_shuffles=4)
+    ig_ratio = _site_ratio(attr.windows, attr.scores)
     assert ism_ratio > 10 and ig_ratio > 5, (ism_ratio, ig_ratio)
-    assert delta < 0.5  # completeness: the scores sum to the prediction's change from the references
+    assert attr.delta < 0.5  # completeness: the scores sum to the prediction's change from the references
+    # at the base that is there, a base's hypothetical contribution is its score
+    assert np.allclose((attr.hypothetical * attr.windows.x.numpy()), attr.scores)
     control_ism = _site_ratio(*mutagenesis(control, seqs))
-    control_ig = _site_ratio(*attributions(control, seqs, n_shuffles=4)[:2])
+    control_attr = attributions(control, seqs, n_shuffles=4)
+    control_ig = _site_ratio(control_attr.windows, control_attr.scores)
     assert control_ism < 3 and control_ig < 3, (control_ism, control_ig)
     # substituting a base of the motif lowers the prediction: the planted effect is positive
     w, effects = mutagenesis(planted, seqs)
-    assert per_position(w, effects, 0)[:, SITE: SITE + len(MOTIF)].sum(axis=0).mean() < -0.5
+    assert per_position(w, effects, 0)[:, SITE: SITE + len(TATA)].sum(axis=0).mean() < -0.5
 
 
-def test_seqlets_of_the_attributions_are_named_as_the_planted_motif_and_not_in_a_control(models):
-    from raydream.results.explain import attributions, motifs
+def test_motif_discovery_names_the_planted_motifs_and_not_in_a_control(models, tmp_path):
+    from raydream.results.explain import plot_motif
 
     planted, control = models
-    seqs = _with_motif(random_promoters(30, 13), RAP1, RAP1_SITE)
-    seqlets, table = motifs(*attributions(planted, seqs, n_shuffles=4)[:2])
-    top = table[(table["match"] != "no known motif") & (table["sign"] == "+")].iloc[0]
-    assert top["match"].endswith(" RAP1") and top["seqlets"] >= 10 and top["median_q"] <= 0.05, table
-    on_site = seqlets[seqlets["match"].str.endswith(" RAP1") & (seqlets["q_value"] <= 0.05)]
-    assert ((on_site["start"] < RAP1_SITE + len(RAP1)) & (on_site["end"] > RAP1_SITE)).all(), on_site
-    _, control_table = motifs(*attributions(control, seqs, n_shuffles=4)[:2])
-    named = control_table[control_table["match"].str.endswith(" RAP1")]
-    assert named["seqlets"].sum() < 3, control_table
+    seqs = _planted(random_promoters(200, 13), 1)
+    seqlets, table, found = motifs(attributions(planted, seqs, n_shuffles=4), planted)
+    assert plot_motif(found[0], tmp_path / "motif.png").stat().st_size > 0
+    raising = table[table["sign"] == "+"]
+    rap1 = raising[raising["match_1"].str.endswith(" RAP1")]
+    assert len(rap1) == 1 and rap1["q_1"].iloc[0] <= 0.05 and rap1["seqlets"].iloc[0] >= 50, table
+    # the TATA box: TBP (SPT15 in yeast) among its closest known motifs (the AT-rich MADS-box
+    # sites of SMP1 and RLM1 match it as well), and turned to the strand the model reads it on
+    tata = raising[raising["consensus"].str.contains("TATAAATA")]
+    assert len(tata) == 1 and tata["seqlets"].iloc[0] >= 50, table
+    assert any(tata[f"match_{j}"].iloc[0].endswith(" SPT15") and tata[f"q_{j}"].iloc[0] <= 0.05 for j in (1, 2, 3))
+    # inserted on their own, both raise the prediction far more than shuffles of them do; the
+    # TATA box only on the forward strand
+    for motif in (rap1, tata):
+        assert motif["marginal_effect"].iloc[0] > 1 and motif["effect_z"].iloc[0] > 4, table
+    assert abs(tata["reverse_effect"].iloc[0]) < tata["marginal_effect"].iloc[0] / 4, table
+    # the RAP1 motif's seqlets lie on the planted sites (the rest on near-sites of the random
+    # bases, such as ACACCCAGACTA), and find most of them
+    found = seqlets[seqlets["motif"] == rap1["motif"].iloc[0]]
+    starts = np.array([seqs[i].find(RAP1) for i in found["sequence"]])
+    on_site = (starts >= 0) & (found["start"].to_numpy() < starts + len(RAP1)) & (found["end"].to_numpy() > starts)
+    assert on_site.mean() >= 0.8 and on_site.sum() >= 0.6 * sum(RAP1 in s for s in seqs), found[~on_site]
+    # The control memorised its shuffled labels, so it has motifs of its own; where one of
+    # them resembles a planted motif (half the sequences hold the Rap1 site), it is a weak
+    # one: a fraction of the planted motif's seqlets, contribution and effect.
+    _, control_table, _ = motifs(attributions(control, seqs, n_shuffles=4), control)
+    for name, planted_row in (("RAP1", rap1), ("SPT15", tata)):
+        named = np.any([control_table[f"match_{j}"].str.endswith(" " + name) & (control_table[f"q_{j}"] <= 0.05)
+                        for j in (1, 2, 3)], axis=0)
+        for _, row in control_table[named].iterrows():
+            assert row["seqlets"] < planted_row["seqlets"].iloc[0] / 3, control_table.to_string()
+            assert row["mean_contribution"] < planted_row["mean_contribution"].iloc[0] / 5, control_table.to_string()
+            assert row["marginal_effect"] < planted_row["marginal_effect"].iloc[0] / 2, control_table.to_string()
 
 
 def test_the_forward_only_motif_shows_as_strand_asymmetry_and_variant_effects_are_predict_differences(models):
     planted, _ = models
     refs = random_promoters(20, 11)
     forward = variant_effects(planted, refs, _with_motif(refs))
-    reverse = variant_effects(planted, refs, _with_motif(refs, "CTTTTATA"))
-    assert forward.mean() > 3 and abs(reverse.mean()) < 1, (forward.mean(), reverse.mean())
+    reverse = variant_effects(planted, refs, _with_motif(refs, "TATTTATA"))
+    assert forward.mean() > 3 and abs(reverse.mean()) < forward.mean() / 3, (forward.mean(), reverse.mean())
     assert np.array_equal(forward, planted.predict(_with_motif(refs)) - planted.predict(refs))
 
 
@@ -124,7 +165,8 @@ def test_the_command_writes_its_tables_and_plots_and_refuses_bad_input(models, t
     printed = capsys.readouterr().out
     assert "variant effects of 4 pair(s): Pearson r^2" in printed and "calibration on all 6 rows" in printed
     assert {p.name for p in out.iterdir()} == {
-        "mutagenesis.tsv", "attributions.tsv", "seqlets.tsv", "motifs.tsv", "mutagenesis_0.png", "attributions_0.png", "variant_effects.tsv",
+        "mutagenesis.tsv", "attributions.tsv", "seqlets.tsv", "motifs.tsv", "mutagenesis_0.png", "attributions_0.png",
+        "variant_effects.tsv",
         "calibration_density.png", "calibration_residuals.png", "predictions.tsv", "subsets.tsv",
         "calibration_subsets.png"}
     import pandas as pd
@@ -159,3 +201,50 @@ def test_the_command_writes_its_tables_and_plots_and_refuses_bad_input(models, t
     assert "exists and is not an empty directory" in capsys.readouterr().err
     assert run_cli(main, ["--checkpoint", str(planted.checkpoint), "--input", str(dream), "--out", str(dream)]) == 2
     assert not again.exists() and not list(tmp_path.glob(".again*")) and dream.read_text().count("\n") == 6
+
+
+def test_an_experiment_split_is_explained_and_random_snvs_are_drawn_from_it(experiment, tmp_path, capsys):
+    import json
+    import sys
+    from pathlib import Path
+
+    from raydream.prepare import main as prepare_main
+    from raydream.results.record import SEARCH_FILE
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    from random_snvs import main as snvs_main
+
+    source = write_dream(tmp_path / "all.txt", random_promoters(200, 4), np.linspace(0, 17, 200))
+    assert run_cli(prepare_main, [str(source), "--out", str(tmp_path / "data")]) == 0
+    record = json.loads((experiment / SEARCH_FILE).read_text())
+    (experiment / SEARCH_FILE).write_text(json.dumps({**record, "data": str(tmp_path / "data")}))
+    test_rows = json.loads((tmp_path / "data" / "manifest.json").read_text())["rows"]["test"]
+    snvs = tmp_path / "snvs.tsv"
+    assert run_cli(snvs_main, ["--experiment", str(experiment), "--split", "test", "--n", "7", "--out", str(snvs)]) == 0
+    pairs = [line.split("\t") for line in snvs.read_text().splitlines()]
+    assert len(pairs) == 7 and all(sum(a != b for a, b in zip(ref, alt)) == 1 and 17 <= next(
+        i for i, (a, b) in enumerate(zip(ref, alt)) if a != b) < 97 for ref, alt in pairs)
+    assert run_cli(snvs_main, ["--experiment", str(experiment), "--out", str(snvs)]) == 2  # never over a file
+    capsys.readouterr()
+    out = tmp_path / "explained"
+    assert run_cli(main, ["--experiment", str(experiment), "--split", "test", "--variants", str(snvs), "--out",
+                          str(out), "--max-sequences", "3", "--plots", "0", "--shuffles", "1"]) == 0
+    assert f"calibration on all {test_rows} rows" in capsys.readouterr().out
+    assert run_cli(main, ["--checkpoint", str(experiment / "trial_1" / "checkpoint_000000"), "--split", "test",
+                          "--out", str(tmp_path / "again")]) == 2
+    assert "--split explains a split of an experiment's dataset: give --experiment" in capsys.readouterr().err
+
+
+def test_a_motif_is_inserted_into_sequences_with_n_and_of_other_lengths_and_turned_to_its_strand(models):
+    from raydream.results.explain import Motif, _function, marginal_effects, windows
+
+    planted, _ = models
+    seqs = random_promoters(10, 5)
+    seqs[0] = seqs[0][:30] + "N" + seqs[0][31:]
+    seqs[1] = seqs[1][:104]  # a shorter sequence sits elsewhere in its window
+    w = windows(seqs, _function(planted).config)
+    reverse = np.array([[float(b == c) for c in "TATTTATA"] for b in "ACGT"])  # the TATA box's other strand
+    motif = Motif("pos_0", "+", 10, reverse.copy(), reverse.copy(), [])
+    assert marginal_effects(planted, w, [motif]) == [motif]
+    assert motif.consensus == TATA and motif.effect > 1 and abs(motif.reverse_effect) < motif.effect / 4, motif
+    assert motif.effect_z > 3, motif

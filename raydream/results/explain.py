@@ -11,10 +11,12 @@ captum (PyTorch's attribution library):
   scored as predicted(alt) - predicted(sequence);
 * attributions (`attributions`): integrated gradients (captum) against dinucleotide-shuffled
   copies of each sequence as references (tangermeme's `dinucleotide_shuffle`, 10 by
-  default): one score per position, on the base that is there;
-* motifs (`motifs`): seqlets of the attributions (tangermeme's `recursive_seqlets`), each
-  matched by TOMTOM (memelite) against JASPAR's fungal CORE motifs (pyjaspar ships the
-  database), grouped by their match;
+  default): one score per position, on the base that is there, and the hypothetical
+  contribution of each of the four bases;
+* motifs (`motifs`): TF-MoDISco (modisco-lite) clusters the seqlets of the attributions into
+  motifs, each tested on the model by inserting it and shuffles of it into the sequences
+  (`marginal_effects`) and matched by TOMTOM (memelite) against JASPAR's fungal CORE motifs
+  (pyjaspar ships the database);
 * variant effects (`variant_effects`): predicted alt - predicted ref for sequence pairs, the
   same numbers `raydream.predict` gives for each;
 * embeddings (`penultimate`, `embed_2d`): a t-SNE map of the layer before the head.
@@ -24,6 +26,7 @@ Scores are reported over each sequence's own bases, not the padding around it in
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from dataclasses import dataclass
@@ -46,7 +49,9 @@ def require_explain_packages() -> None:
     """Raise ConfigError naming the extra to install when a package of it is missing."""
     import importlib.util
 
-    missing = [m for m in ("tangermeme", "captum", "logomaker", "pyjaspar") if importlib.util.find_spec(m) is None]
+    packages = {"tangermeme": "tangermeme", "captum": "captum", "logomaker": "logomaker", "pyjaspar": "pyjaspar",
+                "modiscolite": "modisco-lite"}  # module: the package that installs it
+    missing = [package for module, package in packages.items() if importlib.util.find_spec(module) is None]
     if missing:
         raise ConfigError(f"raydream.explain needs {' and '.join(missing)}, which are not installed: "
                           f"pip install 'raydream[explain]'")
@@ -129,37 +134,65 @@ def mutagenesis(model: TrainedModel, sequences, batch_size: int = 256,
     return w, _outside_zeroed(w, effects)
 
 
-def attributions(model: TrainedModel, sequences, n_shuffles: int = 10, n_steps: int = 32,
-                 random_state: int = 0) -> tuple[Windows, np.ndarray, float]:
-    """Integrated gradients (captum) against dinucleotide-shuffled copies of each window as
-    references (tangermeme's `dinucleotide_shuffle`), averaged over `n_shuffles` of them:
-    (windows, scores (N, 4, L), the largest convergence delta).
+@dataclass
+class Attributions:
+    """Integrated-gradients attributions of sequences' windows.
 
-    A position's score sits on the base that is there (the attribution summed over the four
-    channels); the scores of a sequence sum, up to the delta, to its prediction minus the
-    mean prediction of its references. Integrated gradients was chosen over DeepLIFT because
-    its completeness holds for any differentiable layer (raydream's networks use PReLU,
-    SiLU, softplus and max-pools, which DeepLIFT's rules in tangermeme do not all cover; on a
-    ResNet its deltas were about half the output).
+    scores (N, 4, L): each position's attribution, on the base that is there; a sequence's
+    scores sum, up to `delta`, to its prediction minus the mean prediction of its references.
+    hypothetical (N, 4, L): what each of the four bases would contribute at the position
+    (the path-averaged gradients projected on that base minus the reference: DeepSHAP's
+    "hypothetical contributions", which TF-MoDISco clusters); at the base that is there it
+    equals the score. Both are 0 outside the sequences.
+    """
+
+    windows: Windows
+    scores: np.ndarray
+    hypothetical: np.ndarray
+    delta: float
+
+
+def attributions(model: TrainedModel, sequences, n_shuffles: int = 10, n_steps: int = 32, batch_size: int = 512,
+                 random_state: int = 0, verbose: bool = False) -> Attributions:
+    """Integrated gradients (captum) against dinucleotide-shuffled copies of each window as
+    references (tangermeme's `dinucleotide_shuffle`), averaged over `n_shuffles` of them;
+    `batch_size` inputs of the integration path at a time; a progress bar over the references
+    with `verbose`.
+
+    Integrated gradients was chosen over DeepLIFT because its completeness holds for any
+    differentiable layer (raydream's networks use PReLU, SiLU, softplus and max-pools, which
+    DeepLIFT's rules in tangermeme do not all cover; on a ResNet its deltas were about half
+    the output).
     """
     from captum.attr import IntegratedGradients
+    from tqdm.auto import tqdm
 
     f = _function(model)
     w = windows(sequences, f.config)
     x = w.x.to(model.device)
     references = _shuffled_references(w, n_shuffles, random_state).to(model.device)  # (N, S, 4, L)
-    ig = IntegratedGradients(f)
-    total = torch.zeros_like(x, dtype=torch.float64)
-    deltas = torch.zeros(len(x), dtype=torch.float64, device=model.device)
-    for s in range(references.shape[1]):
-        attr, delta = ig.attribute(x, baselines=references[:, s], target=0, n_steps=n_steps,
-                                   return_convergence_delta=True)
-        total += attr.double()
-        deltas += delta.double()
-    per_position = (total / references.shape[1]).sum(dim=1, keepdim=True)  # (N, 1, L)
-    scores = (per_position * x.double()).cpu().numpy()
-    delta = float((deltas / references.shape[1]).abs().max())
-    return w, _outside_zeroed(w, scores), delta
+    # without multiplying by (input - reference): the gradients averaged along the path
+    ig = IntegratedGradients(f, multiply_by_inputs=False)
+    hypothetical = torch.zeros_like(x, dtype=torch.float64)
+    reference_output = torch.zeros(len(x), dtype=torch.float64, device=model.device)
+    for s in tqdm(range(references.shape[1]), desc="integrated gradients", unit="reference", disable=not verbose):
+        reference = references[:, s]
+        gradients = ig.attribute(x, baselines=reference, target=0, n_steps=n_steps,
+                                 internal_batch_size=batch_size).double()
+        # base b's contribution: (one-hot b - reference) . gradients, at each position
+        hypothetical += gradients - (reference.double() * gradients).sum(dim=1, keepdim=True)
+        reference_output += _outputs(f, reference, batch_size)
+    hypothetical /= references.shape[1]
+    scores = hypothetical * x.double()
+    change = _outputs(f, x, batch_size) - reference_output / references.shape[1]
+    delta = float((scores.sum(dim=(1, 2)) - change).abs().max())
+    return Attributions(w, _outside_zeroed(w, scores.cpu().numpy()), _outside_zeroed(w, hypothetical.cpu().numpy()),
+                        delta)
+
+
+def _outputs(f: ExpressionOfWindow, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([f(x[i: i + batch_size])[:, 0] for i in range(0, len(x), batch_size)]).double()
 
 
 def _shuffled_references(w: Windows, n: int, random_state: int) -> torch.Tensor:
@@ -202,6 +235,7 @@ def variant_effects(model: TrainedModel, ref, alt, batch_size: int = 512) -> np.
 MOTIF_DATABASE = "JASPAR CORE, fungi"
 
 
+@functools.lru_cache(maxsize=1)
 def known_motifs() -> dict[str, np.ndarray]:
     """Known yeast transcription-factor motifs: JASPAR's CORE collection for fungi, as pyjaspar
     ships it (no download), name "MATRIX_ID NAME" -> probability matrix (4, width)."""
@@ -224,61 +258,185 @@ def _bh(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def motifs(w: Windows, scores: np.ndarray, q_threshold: float = 0.05, threshold: float = 0.01):
-    """Seqlets of the attributions, matched against known motifs: (seqlets, table).
+# TF-MoDISco's settings for 110 bp promoters rather than its defaults' kilobase chromatin
+# windows: seqlets of a 15 bp core with 5 bp flanks (yeast TF sites are 6-12 bp); metaclusters
+# and motifs of a few dozen seqlets, since a run explains hundreds of sequences, not tens of
+# thousands of peaks; 10 Leiden runs rather than 50 for clusterings of hundreds of seqlets
+# (on the planted-motif test, 50 took three times as long and found the same motifs).
+MODISCO_SETTINGS = {"sliding_window_size": 15, "flank_size": 5, "min_metacluster_size": 20,
+                    "final_min_cluster_size": 10, "target_seqlet_fdr": 0.05, "n_leiden_runs": 10}
+MODISCO_PAD = 40
+TRIM = 0.3  # a motif is trimmed to the positions of at least this share of its largest |contribution|
+MATCHES = 3  # known motifs reported per discovered motif
+SHOWN = 6  # discovered motifs printed (all are in motifs.tsv)
 
-    Seqlets: tangermeme's `recursive_seqlets` over each sequence's per-position scores, for
-    positive and for negative scores (bases that raise and that lower the prediction), at
-    `threshold` (its false-discovery setting). Each seqlet's bases are compared with every
-    motif of `known_motifs` by TOMTOM (memelite; both strands); a seqlet's match is its best
-    motif, its q-value the Benjamini-Hochberg value over its comparisons with every motif (as
-    TOMTOM reports them).
-    The table groups the seqlets by their match (q <= q_threshold; the rest under "no known
-    motif"): per motif and sign, the seqlets, the median q-value, and the mean attribution of
-    a seqlet (the sum of its scores, in units of expression).
+
+@dataclass
+class Motif:
+    """A motif that TF-MoDISco found: its contribution weight matrix (the mean contribution
+    of each base at each position over its seqlets) and its base frequencies, trimmed to its
+    core (4, width), and its closest known motifs as (name, p, q, offset, strand): TOMTOM's
+    offset of the known motif against the core and 1 where it matched reverse-complemented."""
+
+    name: str
+    sign: str
+    seqlets: int
+    cwm: np.ndarray
+    ppm: np.ndarray
+    matches: list[tuple[str, float, float, int, int]]
+    effect: float = float("nan")  # `marginal_effects`: inserting the consensus, the mean predicted change
+    reverse_effect: float = float("nan")  # the same for its reverse complement
+    shuffled_effect: float = float("nan")  # the same for shuffles of the consensus (their mean)
+    effect_z: float = float("nan")  # (effect - shuffled_effect) / the shuffles' standard deviation
+
+    def reverse_complement(self) -> None:
+        self.cwm, self.ppm = self.cwm[::-1, ::-1].copy(), self.ppm[::-1, ::-1].copy()
+
+    @property
+    def consensus(self) -> str:
+        return "".join(BASES[j] for j in self.ppm.argmax(axis=0))
+
+
+def motifs(attr: Attributions, model: TrainedModel | None = None):
+    """Motifs of the attributions, named by the known motifs they match: (seqlets, table,
+    motifs); with the model that was explained, each motif's `marginal_effects` too.
+
+    TF-MoDISco (modisco-lite) finds seqlets, the spans of high attribution, for bases that
+    raise the prediction ("+") and that lower it ("-"), and clusters them by their
+    hypothetical contributions into motifs (`MODISCO_SETTINGS`). Each motif is trimmed to its
+    core as modisco-lite's report trims it (`TRIM`) and compared by TOMTOM (memelite; both
+    strands) with every motif of `known_motifs`; its `MATCHES` best are reported with their
+    p-value and the Benjamini-Hochberg q-value over the database (as TOMTOM reports them).
+
+    seqlets: one row per seqlet of a motif, its core's position in its sequence and strand.
+    table: one row per motif: sign, seqlets, consensus, mean contribution of a seqlet's core
+    (in units of expression), the marginal effects (with a model) and the best matches.
     """
     import pandas as pd
     from memelite import tomtom
-    from tangermeme.seqlet import recursive_seqlets
+    from modiscolite.tfmodisco import TFMoDISco
 
-    per_position = torch.tensor(scores.sum(axis=1), dtype=torch.float32)  # (N, L): zero outside the sequences
-    found = []
-    for sign, values in (("+", per_position), ("-", -per_position)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # its notes on few positive scores in a control model
-            seqlets = recursive_seqlets(values, threshold=threshold)
-        if len(seqlets):
-            seqlets = seqlets.rename(columns={"example_idx": "sequence"})
-            seqlets["sign"] = sign
-            found.append(seqlets)
-    columns = ["sequence", "start", "end", "sign", "attribution", "bases", "match", "p_value", "q_value"]
-    if not found:
-        return pd.DataFrame(columns=columns), pd.DataFrame(columns=["match", "sign", "seqlets", "median_q",
-                                                                     "mean_attribution"])
-    seqlets = pd.concat(found, ignore_index=True)
-    seqlets["attribution"] = [float(scores[i].sum(axis=0)[a:b].sum()) for i, a, b in
-                              zip(seqlets["sequence"], seqlets["start"], seqlets["end"])]
-    seqlets["bases"] = [str(w.sequences[i])[a - w.start[i]: b - w.start[i]] for i, a, b in
-                        zip(seqlets["sequence"], seqlets["start"], seqlets["end"])]
-    seqlets["start"] -= w.start[seqlets["sequence"]]  # positions in the sequence, not the window
-    seqlets["end"] -= w.start[seqlets["sequence"]]
-    database = known_motifs()
-    names = list(database)
-    queries = [w.x[i, :, a: b].numpy().astype(np.float64) for i, a, b in
-               zip(seqlets["sequence"], seqlets["start"] + w.start[seqlets["sequence"]],
-                   seqlets["end"] + w.start[seqlets["sequence"]])]
-    p = tomtom(queries, list(database.values()))[0]  # (seqlets, motifs)
-    q = np.vstack([_bh(row) for row in np.asarray(p, dtype=np.float64)])  # per seqlet, over the motifs, as TOMTOM
-    best = np.argmin(p, axis=1)
-    seqlets["match"] = [names[j] for j in best]
-    seqlets["p_value"] = p[np.arange(len(best)), best]
-    seqlets["q_value"] = q[np.arange(len(best)), best]
-    grouped = seqlets.assign(match=seqlets["match"].where(seqlets["q_value"] <= q_threshold, "no known motif"))
-    table = (grouped.groupby(["match", "sign"])
-             .agg(seqlets=("q_value", "size"), median_q=("q_value", "median"),
-                  mean_attribution=("attribution", "mean"))
-             .reset_index().sort_values(["seqlets", "mean_attribution"], ascending=False).reset_index(drop=True))
-    return seqlets[columns], table
+    w = attr.windows
+    # (N, L, 4), as TF-MoDISco takes them, with PAD empty positions on each side: it drops a
+    # seqlet whose alignment to a motif reaches past the end of its sequence, and a motif
+    # grows flanks, so without room around 110 bp windows it loses the sites near their ends
+    pad = ((0, 0), (0, 0), (MODISCO_PAD, MODISCO_PAD))
+    one_hot = np.pad(w.x.numpy(), pad).transpose(0, 2, 1).astype(np.float32)
+    hypothetical = np.pad(attr.hypothetical, pad).transpose(0, 2, 1).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its numerical notes on small or signal-free inputs
+        positive, negative = TFMoDISco(one_hot, hypothetical, **{"verbose": False, **MODISCO_SETTINGS})
+    found, rows = [], []
+    for sign, patterns in (("+", positive or []), ("-", negative or [])):
+        for k, pattern in enumerate(patterns):
+            cwm = np.asarray(pattern.contrib_scores, dtype=np.float64).T  # (4, width)
+            ppm = np.asarray(pattern.sequence, dtype=np.float64).T
+            support = np.abs(cwm).sum(axis=0)
+            # and to the positions where most of its seqlets have a base rather than padding
+            core = np.flatnonzero((support >= TRIM * support.max()) & (ppm.sum(axis=0) >= 0.5))
+            if not len(core):
+                continue
+            a, b = int(core[0]), int(core[-1]) + 1
+            name = f"{'pos' if sign == '+' else 'neg'}_{k}"
+            ppm = ppm[:, a:b] / np.maximum(ppm[:, a:b].sum(axis=0, keepdims=True), 1e-9)
+            found.append(Motif(name, sign, len(pattern.seqlets), cwm[:, a:b], ppm, []))
+            for seqlet in pattern.seqlets:
+                i = seqlet.example_idx
+                # the core's window positions: counted from the seqlet's end on the reverse strand
+                lo, hi = (seqlet.end - b, seqlet.end - a) if seqlet.is_revcomp else (seqlet.start + a,
+                                                                                    seqlet.start + b)
+                lo, hi = max(lo - MODISCO_PAD - w.start[i], 0), min(hi - MODISCO_PAD - w.start[i], w.length[i])
+                rows.append((name, i, lo, hi, "-" if seqlet.is_revcomp else "+", str(w.sequences[i])[lo:hi]))
+    seqlets = pd.DataFrame(rows, columns=["motif", "sequence", "start", "end", "strand", "bases"])
+    if found and model is not None:
+        for m in marginal_effects(model, w, found):  # those now written as their reverse complement
+            flip = seqlets["motif"] == m.name
+            seqlets.loc[flip, "strand"] = seqlets.loc[flip, "strand"].map({"+": "-", "-": "+"})
+    if found:
+        database = known_motifs()
+        names = list(database)
+        p, _, offsets, _, strands = (np.asarray(v, dtype=np.float64) for v in
+                                     tomtom([m.ppm for m in found], list(database.values())))
+        for m, p_row, offset_row, strand_row in zip(found, p, offsets, strands):
+            q_row = _bh(p_row)
+            m.matches = [(names[j], float(p_row[j]), float(q_row[j]), int(offset_row[j]), int(strand_row[j]))
+                         for j in np.argsort(p_row, kind="stable")[:MATCHES]]
+    columns = ["motif", "sign", "seqlets", "consensus", "mean_contribution", "marginal_effect", "reverse_effect",
+               "shuffled_effect", "effect_z"]
+    for j in range(1, MATCHES + 1):
+        columns += [f"match_{j}", f"p_{j}", f"q_{j}"]
+    table = [[m.name, m.sign, m.seqlets, m.consensus, float(m.cwm.sum()), m.effect, m.reverse_effect,
+              m.shuffled_effect, m.effect_z]
+             + [v for name, pv, qv, _, _ in m.matches for v in (name, pv, qv)] for m in found]
+    return seqlets, pd.DataFrame(table, columns=columns), found
+
+
+RANDOM_REGION = (17, 80)  # where the 80 bp random region starts in a 110 bp DREAM sequence, and its length
+
+
+def marginal_effects(model: TrainedModel, w: Windows, found: list[Motif], n_shuffles: int = 20,
+                     n_backgrounds: int = 100, batch_size: int = 512, random_state: int = 0) -> list[Motif]:
+    """What each motif does to the model on its own: its consensus substituted into the
+    middle of the random region of the first `n_backgrounds` sequences, the mean predicted
+    change, for the consensus and for its reverse
+    complement, beside the same for `n_shuffles` shuffles of the consensus, which keep its
+    base composition. A motif the model has learned changes the prediction more than its
+    shuffles; one that only stands for GC or AT content does about as much as they do.
+
+    Each motif is turned to the strand whose effect is the larger in the direction of its
+    sign (its consensus, matrices and matches then read on that strand): `Motif.effect` is
+    that strand's, `reverse_effect` the other's, `shuffled_effect` the shuffles' mean and
+    `effect_z` how many of their standard deviations the effect is above it. Returns the
+    motifs that were turned.
+    """
+    f = _function(model)
+    rng = np.random.default_rng(random_state)
+    n = min(n_backgrounds, len(w.x))
+    before = _outputs(f, w.x[:n].to(model.device), batch_size).cpu().numpy()
+    turned = []
+    for m in found:
+        consensus = m.consensus
+        shuffles = ["".join(rng.permutation(list(consensus))) for _ in range(n_shuffles)]
+        forward, reverse = (_insertion_effect(f, w, n, before, motif, batch_size)
+                            for motif in (consensus, reverse_complement_text(consensus)))
+        if (reverse - forward) * (1 if m.sign == "+" else -1) > 0:
+            m.reverse_complement()
+            turned.append(m)
+            forward, reverse = reverse, forward
+            shuffles = [reverse_complement_text(t) for t in shuffles]
+        null = np.array([_insertion_effect(f, w, n, before, t, batch_size) for t in shuffles])
+        m.effect, m.reverse_effect, m.shuffled_effect = forward, reverse, float(null.mean())
+        spread = float(null.std(ddof=1)) if len(null) > 1 else 0.0
+        m.effect_z = (forward - m.shuffled_effect) / spread if spread > 0 else float("nan")
+    return turned
+
+
+def reverse_complement_text(sequence: str) -> str:
+    return sequence[::-1].translate(str.maketrans("ACGTN", "TGCAN"))
+
+
+def _insertion_effect(f: ExpressionOfWindow, w: Windows, n: int, before: np.ndarray, motif: str,
+                      batch_size: int) -> float:
+    """The mean predicted change of the first n windows when `motif` is substituted in the
+    middle of each one's random region (kept inside the sequence)."""
+    width = len(motif)
+    # one-hot (4, width); substituted by hand, as tangermeme's `substitute` refuses the
+    # windows' N bases (0.25 in each channel)
+    code = torch.tensor([[float(base == b) for base in motif] for b in BASES], dtype=w.x.dtype)
+    at = np.clip(RANDOM_REGION[0] + (RANDOM_REGION[1] - width) // 2, 0, w.length[:n] - width)
+    fits = w.length[:n] >= width
+    sites = w.start[:n] + at
+    change = []
+    for start in np.unique(sites[fits]):  # the sequences whose site is at the same window position
+        rows = np.flatnonzero(fits & (sites == start))
+        after = w.x[rows].clone()
+        after[:, :, int(start): int(start) + width] = code
+        change.append(_outputs(f, after.to(model_device(f), torch.float32), batch_size).cpu().numpy() - before[rows])
+    return float(np.concatenate(change).mean()) if change else float("nan")
+
+
+def model_device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
 
 
 def penultimate(model: TrainedModel, sequences, batch_size: int = 512) -> np.ndarray:
@@ -414,6 +572,31 @@ def plot_attributions(scores: np.ndarray, title: str, path):
     return save_figure(plt, fig, path)
 
 
+def plot_motif(motif: Motif, path):
+    """A discovered motif's contribution weight matrix as a logo, over the information-content
+    logo of its best known match placed where TOMTOM aligned it."""
+    import logomaker
+
+    from raydream.results.report import pyplot, save_figure
+
+    plt = pyplot()
+    name, _, q, offset, strand = motif.matches[0]
+    known = known_motifs()[name]
+    known = _position_frame(known[::-1, ::-1] if strand else known)
+    known.index = known.index - offset  # TOMTOM's offset: where the core starts in the known motif
+    bits = logomaker.transform_matrix(known, from_type="probability", to_type="information")
+    span = max(known.index.max() + 1, motif.cwm.shape[1]) - min(known.index.min(), 0)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(4.0, span / 2.2), 3.8), sharex=True)
+    logomaker.Logo(_position_frame(motif.cwm), ax=top, color_scheme="classic")
+    tested = "" if np.isnan(motif.effect) else (f"; inserted {motif.effect:+.2f}, its shuffles "
+                                                 f"{motif.shuffled_effect:+.2f}")
+    top.set(ylabel="contribution", title=f"{motif.name}: {motif.seqlets} seqlets ({motif.sign}){tested}")
+    logomaker.Logo(bits, ax=bottom, color_scheme="classic")
+    bottom.set(ylabel="bits", xlabel="position in the motif", ylim=(0, 2),
+               title=f"{name}{' (reverse complement)' if strand else ''}: TOMTOM q {q:.2g}")
+    return save_figure(plt, fig, path)
+
+
 def plot_residuals(measured: np.ndarray, predicted: np.ndarray, path):
     """Residuals (predicted - measured) across the measured range: their spread per bin of
     measured expression (median, and the 10th-90th percentile band)."""
@@ -494,8 +677,11 @@ def build_parser():
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a checkpoint directory")
     source.add_argument("--experiment", help="an experiment directory: its best trial's checkpoint")
-    p.add_argument("--input", required=True,
-                   help="sequences to explain: a DREAM file (its values give the calibration plots) or one per line")
+    given = p.add_mutually_exclusive_group(required=True)
+    given.add_argument("--input", help="sequences to explain: a DREAM file (its values give the calibration plots) "
+                                       "or one per line")
+    given.add_argument("--split", choices=("train", "val", "test"),
+                       help="with --experiment: explain this split of the experiment's dataset (as a DREAM file)")
     p.add_argument("--out", required=True, help="a new directory for the TSV files and PNG plots")
     p.add_argument("--variants", help="REF<TAB>ALT[<TAB>MEASURED_DIFFERENCE] per line: predicted alt - ref")
     p.add_argument("--subsets", help="a DREAM subset table of --input's rows (subset<TAB>index<TAB>ref_index, as "
@@ -525,7 +711,7 @@ def main(argv=None) -> int:
     from raydream.core.errors import DataError
     from raydream.core.files import refuse_overwriting_inputs
     from raydream.results.inference import load_model, resolve_device
-    from raydream.results.predict import best_checkpoints, read_sequences
+    from raydream.results.predict import best_checkpoints
 
     args = build_parser().parse_args(argv)
     for flag, value in (("--max-sequences", args.max_sequences), ("--shuffles", args.shuffles)):
@@ -542,22 +728,9 @@ def main(argv=None) -> int:
     checkpoint = args.checkpoint or best_checkpoints(args.experiment, 1)[0]
     model = load_model(checkpoint, args.device)
     require_network(model)  # before any input is read
-    from raydream.core.files import require_regular_file
-    from raydream.data.dream import first_line
-
-    measured = None
-    try:
-        dream = "\t" in first_line(require_regular_file(args.input))
-    except (OSError, EOFError):  # not gzip after all, truncated, ...: read_sequences says which
-        dream = False
-    if dream:  # read once: its sequences, and the measured values the calibration needs
-        from raydream.results.evaluate import read_truth
-
-        truth = read_truth(args.input)
-        sequences = truth["sequence"].to_numpy(dtype=object)
-        measured = truth["expression"].to_numpy(dtype=np.float64)
-    else:
-        sequences = read_sequences(args.input)
+    if args.split and not args.experiment:
+        raise ConfigError("--split explains a split of an experiment's dataset: give --experiment")
+    sequences, measured = _sequences(args)
     variants = read_variants(args.variants) if args.variants else None
     subsets = None
     if args.subsets:
@@ -584,26 +757,30 @@ def main(argv=None) -> int:
                         rows.append((i, pos, chosen[i][pos], base, block[b, pos]))
         pd.DataFrame(rows, columns=["sequence", "position", "ref", "alt", "predicted_change"]).to_csv(
             staging / "mutagenesis.tsv", sep="\t", index=False, float_format="%.6g")
-        _, scores, delta = attributions(model, chosen, n_shuffles=args.shuffles)
-        rows = [(i, pos, chosen[i][pos], per_position(w, scores, i)[:, pos].sum())
+        attr = attributions(model, chosen, n_shuffles=args.shuffles, verbose=sys.stderr.isatty())
+        rows = [(i, pos, chosen[i][pos], per_position(w, attr.scores, i)[:, pos].sum())
                 for i in range(len(chosen)) for pos in range(w.length[i])]
         pd.DataFrame(rows, columns=["sequence", "position", "base", "attribution"]).to_csv(
             staging / "attributions.tsv", sep="\t", index=False, float_format="%.6g")
-        seqlets, table = motifs(w, scores)
-        seqlets.to_csv(staging / "seqlets.tsv", sep="\t", index=False, float_format="%.6g")
+        seqlets, table, found = motifs(attr, model)
+        seqlets.to_csv(staging / "seqlets.tsv", sep="\t", index=False)
         table.to_csv(staging / "motifs.tsv", sep="\t", index=False, float_format="%.6g")
+        for motif in found:
+            plot_motif(motif, staging / f"motif_{motif.name}.png")
         for i in range(min(args.plots, len(chosen))):
             plot_mutagenesis(per_position(w, effects, i), chosen[i], f"sequence {i}: in-silico mutagenesis",
                              staging / f"mutagenesis_{i}.png")
-            plot_attributions(per_position(w, scores, i), f"sequence {i}: integrated gradients "
+            plot_attributions(per_position(w, attr.scores, i), f"sequence {i}: integrated gradients "
                               f"({args.shuffles} shuffled references)", staging / f"attributions_{i}.png")
         lines = [f"{len(chosen)} sequence(s): mutagenesis.tsv, attributions.tsv (largest convergence delta "
-                 f"{delta:.3g}), plots of the first {min(args.plots, len(chosen))}"]
-        known = table[table["match"] != "no known motif"]
-        lines.append(f"{len(seqlets)} seqlet(s), {int(known['seqlets'].sum()) if len(known) else 0} matched to "
-                     f"{MOTIF_DATABASE} (q <= 0.05): motifs.tsv" +
-                     (f"; most often {known.iloc[0]['match']} ({known.iloc[0]['sign']}, {known.iloc[0]['seqlets']})"
-                      if len(known) else ""))
+                 f"{attr.delta:.3g}), plots of the first {min(args.plots, len(chosen))}"]
+        lines.append(f"{len(found)} motif(s) of {len(seqlets)} seqlet(s) (TF-MoDISco), matched against "
+                     f"{MOTIF_DATABASE}: motifs.tsv, seqlets.tsv" + (", motif_*.png" if found else ""))
+        lines += [f"  {m.name} ({m.seqlets} seqlets, {m.consensus}): contribution {m.cwm.sum():+.3g}, inserted "
+                  f"{m.effect:+.3g} (reverse {m.reverse_effect:+.3g}, shuffled {m.shuffled_effect:+.3g}, z "
+                  f"{m.effect_z:.2g}); best match {m.matches[0][0]} (q {m.matches[0][2]:.2g})" for m in found[:SHOWN]]
+        if len(found) > SHOWN:
+            lines.append(f"  and {len(found) - SHOWN} more in motifs.tsv")
         if variants is not None:
             ref, alt, diff = variants
             effect = variant_effects(model, ref, alt)
@@ -661,22 +838,50 @@ def main(argv=None) -> int:
 def _embedding_rows(args, sequences: np.ndarray, measured: np.ndarray | None):
     """(title, sequences, measured values) of each panel of the embedding map."""
     if args.experiment:
-        from raydream.core.errors import DataError
-        from raydream.data.prepare import read_split
-        from raydream.results.table import read_experiment
-
-        data = read_experiment(args.experiment).info.get("data")
-        if not data:
-            raise DataError(f"{args.experiment}: its search record names no dataset to map; give --checkpoint and "
-                            f"a DREAM file as --input")
         for split, title in (("train", "training rows"), ("val", "validation rows")):
-            frame = read_split(data, split, limit=args.embedding).to_pandas()
+            frame = experiment_split(args.experiment, split, args.embedding)
             yield title, frame["sequence"].to_numpy(dtype=object), frame["expression"].to_numpy(dtype=np.float64)
         return
     if measured is None:
         raise ConfigError("--embedding colours the map by measured expression: give a DREAM file as --input, or "
                           "an --experiment")
     yield "input rows", sequences[: args.embedding], measured[: args.embedding]
+
+
+def _sequences(args) -> tuple[np.ndarray, np.ndarray | None]:
+    """The sequences to explain and their measured values (None for a file of sequences
+    only): --split's rows, or --input, read once."""
+    from raydream.core.files import require_regular_file
+    from raydream.data.dream import first_line
+    from raydream.results.predict import read_sequences
+
+    if args.split:
+        frame = experiment_split(args.experiment, args.split)
+    else:
+        try:
+            dream = "\t" in first_line(require_regular_file(args.input))
+        except (OSError, EOFError):  # not gzip after all, truncated, ...: read_sequences says which
+            dream = False
+        if not dream:
+            return read_sequences(args.input), None
+        from raydream.results.evaluate import read_truth
+
+        frame = read_truth(args.input)
+    return frame["sequence"].to_numpy(dtype=object), frame["expression"].to_numpy(dtype=np.float64)
+
+
+def experiment_split(experiment, split: str, limit: int = 0):
+    """A split of the dataset an experiment searched on, as a pandas frame (sequence,
+    expression): its first `limit` rows when limit > 0."""
+    from raydream.core.errors import DataError
+    from raydream.data.prepare import read_split
+    from raydream.results.table import read_experiment
+
+    data = read_experiment(experiment).info.get("data")
+    if not data:
+        raise DataError(f"{experiment}: its search record names no dataset; give --checkpoint and a DREAM file as "
+                        f"--input")
+    return read_split(data, split, limit=limit).to_pandas()
 
 
 def console() -> int:
