@@ -16,3 +16,10 @@ PLASMID_UPSTREAM = (
     "AAAGGGCGAAAAACCGTCTATCAGGGCGATGGCCCACTACGTGAACCATC"
     "ACCCTAATCAAGTGCTAGCAGGAATGATGCAAAAGGTTCCCGATTCGAAC"
 )
+
+_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
+
+
+def reverse_complement_text(sequence: str) -> str:
+    """The reverse complement of a DNA string (N stays N)."""
+    return sequence.translate(_COMPLEMENT)[::-1]

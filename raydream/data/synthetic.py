@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import r2_score
 
-from raydream.data.construct import LEFT_FLANK, RANDOM_LENGTH, RIGHT_FLANK
+from raydream.data.construct import LEFT_FLANK, RANDOM_LENGTH, RIGHT_FLANK, reverse_complement_text
 
 NUM_BINS = 18  # bins 0..17
 
@@ -73,9 +73,6 @@ class MeasurementModel:
     mean_extra_cells: float = 1.5
 
 
-_COMPLEMENT = str.maketrans("ACGT", "TGCA")
-
-
 def _count_matches(codes: np.ndarray, motif: str) -> np.ndarray:
     """(N, positions) boolean: motif starts at each position of each (N, L) byte row."""
     m = np.frombuffer(motif.encode(), dtype=np.uint8)
@@ -93,8 +90,8 @@ def latent_expression(random_regions: np.ndarray) -> np.ndarray:
     present = {}
     for motif in MOTIFS:
         strands = [motif.consensus]
-        if motif.both_strands and motif.consensus.translate(_COMPLEMENT)[::-1] != motif.consensus:
-            strands.append(motif.consensus.translate(_COMPLEMENT)[::-1])
+        if motif.both_strands and reverse_complement_text(motif.consensus) != motif.consensus:
+            strands.append(reverse_complement_text(motif.consensus))
         weight = np.zeros(n)
         for strand in strands:
             hits = _count_matches(random_regions, strand)
@@ -150,7 +147,7 @@ def generate_library(n: int, seed: int = 0, model: MeasurementModel = Measuremen
         starts = rng.integers(0, RANDOM_LENGTH - len(motif.consensus) + 1, size=len(rows))
         reverse = rng.random(len(rows)) < 0.5
         forward = np.frombuffer(motif.consensus.encode(), dtype=np.uint8)
-        backward = np.frombuffer(motif.consensus.translate(_COMPLEMENT)[::-1].encode(), dtype=np.uint8)
+        backward = np.frombuffer(reverse_complement_text(motif.consensus).encode(), dtype=np.uint8)
         for row, start, rev in zip(rows, starts, reverse):
             regions[row, start : start + len(forward)] = backward if rev else forward
     latent = latent_expression(regions)

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from raydream.core.errors import ConfigError
+from raydream.data.construct import LEFT_FLANK, RANDOM_LENGTH, reverse_complement_text
 from raydream.data.encode import add_flag_channels, one_hot_tensor, reverse_complement
 from raydream.models.heads import expression_from_output
 from raydream.results.inference import TrainedModel, check_sequences
@@ -371,16 +372,12 @@ def motifs(attr: Attributions, model: TrainedModel | None = None):
     return seqlets, pd.DataFrame(table, columns=columns), found
 
 
-RANDOM_REGION = (17, 80)  # where the 80 bp random region starts in a 110 bp DREAM sequence, and its length
-
-
 def marginal_effects(model: TrainedModel, w: Windows, found: list[Motif], n_shuffles: int = 20,
                      n_backgrounds: int = 100, batch_size: int = 512, random_state: int = 0) -> list[Motif]:
     """What each motif does to the model on its own: its consensus substituted into the
     middle of the random region of the first `n_backgrounds` sequences, the mean predicted
-    change, for the consensus and for its reverse
-    complement, beside the same for `n_shuffles` shuffles of the consensus, which keep its
-    base composition. A motif the model has learned changes the prediction more than its
+    change, for the consensus and for its reverse complement, beside the same for
+    `n_shuffles` shuffles of the consensus, which keep its base composition. A motif the model has learned changes the prediction more than its
     shuffles; one that only stands for GC or AT content does about as much as they do.
 
     Each motif is turned to the strand whose effect is the larger in the direction of its
@@ -397,33 +394,29 @@ def marginal_effects(model: TrainedModel, w: Windows, found: list[Motif], n_shuf
     for m in found:
         consensus = m.consensus
         shuffles = ["".join(rng.permutation(list(consensus))) for _ in range(n_shuffles)]
-        forward, reverse = (_insertion_effect(f, w, n, before, motif, batch_size)
+        forward, reverse = (_insertion_effect(f, w, n, before, motif, batch_size, model.device)
                             for motif in (consensus, reverse_complement_text(consensus)))
         if (reverse - forward) * (1 if m.sign == "+" else -1) > 0:
             m.reverse_complement()
             turned.append(m)
             forward, reverse = reverse, forward
             shuffles = [reverse_complement_text(t) for t in shuffles]
-        null = np.array([_insertion_effect(f, w, n, before, t, batch_size) for t in shuffles])
+        null = np.array([_insertion_effect(f, w, n, before, t, batch_size, model.device) for t in shuffles])
         m.effect, m.reverse_effect, m.shuffled_effect = forward, reverse, float(null.mean())
         spread = float(null.std(ddof=1)) if len(null) > 1 else 0.0
         m.effect_z = (forward - m.shuffled_effect) / spread if spread > 0 else float("nan")
     return turned
 
 
-def reverse_complement_text(sequence: str) -> str:
-    return sequence[::-1].translate(str.maketrans("ACGTN", "TGCAN"))
-
-
 def _insertion_effect(f: ExpressionOfWindow, w: Windows, n: int, before: np.ndarray, motif: str,
-                      batch_size: int) -> float:
+                      batch_size: int, device: torch.device) -> float:
     """The mean predicted change of the first n windows when `motif` is substituted in the
     middle of each one's random region (kept inside the sequence)."""
     width = len(motif)
     # one-hot (4, width); substituted by hand, as tangermeme's `substitute` refuses the
     # windows' N bases (0.25 in each channel)
     code = torch.tensor([[float(base == b) for base in motif] for b in BASES], dtype=w.x.dtype)
-    at = np.clip(RANDOM_REGION[0] + (RANDOM_REGION[1] - width) // 2, 0, w.length[:n] - width)
+    at = np.clip(len(LEFT_FLANK) + (RANDOM_LENGTH - width) // 2, 0, w.length[:n] - width)
     fits = w.length[:n] >= width
     sites = w.start[:n] + at
     change = []
@@ -431,12 +424,8 @@ def _insertion_effect(f: ExpressionOfWindow, w: Windows, n: int, before: np.ndar
         rows = np.flatnonzero(fits & (sites == start))
         after = w.x[rows].clone()
         after[:, :, int(start): int(start) + width] = code
-        change.append(_outputs(f, after.to(model_device(f), torch.float32), batch_size).cpu().numpy() - before[rows])
+        change.append(_outputs(f, after.to(device, torch.float32), batch_size).cpu().numpy() - before[rows])
     return float(np.concatenate(change).mean()) if change else float("nan")
-
-
-def model_device(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
 
 
 def penultimate(model: TrainedModel, sequences, batch_size: int = 512) -> np.ndarray:
@@ -526,6 +515,26 @@ def read_variants(path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     alt = np.array([r[1].strip().upper() for r in rows], dtype=object)
     measured = np.array([float(r[2]) for r in rows]) if len(rows[0]) == 3 else None
     return ref, alt, measured
+
+
+def random_snvs(sequences, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n (ref, alt) pairs: a sequence drawn at random (with replacement), and the same
+    sequence with one base of its random region (after the 5' flank, 80 bp) changed to one of
+    the three other bases (an N to any base), all drawn with `seed`."""
+    from raydream.core.errors import DataError
+
+    usable = [str(s) for s in sequences if len(s) > len(LEFT_FLANK)]
+    if not usable:
+        raise DataError(f"no sequence is longer than the {len(LEFT_FLANK)} bp 5' flank: no SNVs to draw")
+    rng = np.random.default_rng(seed)
+    ref, alt = [], []
+    for _ in range(n):
+        sequence = usable[int(rng.integers(len(usable)))]
+        at = int(rng.integers(len(LEFT_FLANK), min(len(LEFT_FLANK) + RANDOM_LENGTH, len(sequence))))
+        choices = BASES.replace(sequence[at], "")
+        ref.append(sequence)
+        alt.append(sequence[:at] + choices[int(rng.integers(len(choices)))] + sequence[at + 1:])
+    return np.array(ref, dtype=object), np.array(alt, dtype=object)
 
 
 def _position_frame(scores: np.ndarray):
@@ -683,7 +692,11 @@ def build_parser():
     given.add_argument("--split", choices=("train", "val", "test"),
                        help="with --experiment: explain this split of the experiment's dataset (as a DREAM file)")
     p.add_argument("--out", required=True, help="a new directory for the TSV files and PNG plots")
-    p.add_argument("--variants", help="REF<TAB>ALT[<TAB>MEASURED_DIFFERENCE] per line: predicted alt - ref")
+    variants = p.add_mutually_exclusive_group()
+    variants.add_argument("--variants", help="REF<TAB>ALT[<TAB>MEASURED_DIFFERENCE] per line: predicted alt - ref")
+    variants.add_argument("--random-snvs", type=int, default=0, metavar="N",
+                          help="instead of --variants: N random single-base substitutions of the random region "
+                               "(positions 17-96) of the sequences, predicted alt - ref")
     p.add_argument("--subsets", help="a DREAM subset table of --input's rows (subset<TAB>index<TAB>ref_index, as "
                                      "raydream.evaluate reads it): calibration per subset, and the paired subsets' "
                                      "variant effects against their measured differences")
@@ -717,8 +730,9 @@ def main(argv=None) -> int:
     for flag, value in (("--max-sequences", args.max_sequences), ("--shuffles", args.shuffles)):
         if value < 1:
             raise ConfigError(f"{flag} must be >= 1, got {value}")
-    if args.plots < 0 or args.embedding < 0:
-        raise ConfigError(f"--plots and --embedding must be >= 0, got {args.plots} and {args.embedding}")
+    for flag, value in (("--plots", args.plots), ("--embedding", args.embedding), ("--random-snvs", args.random_snvs)):
+        if value < 0:
+            raise ConfigError(f"{flag} must be >= 0, got {value}")
     resolve_device(args.device)
     require_explain_packages()
     out = Path(args.out)
@@ -732,6 +746,9 @@ def main(argv=None) -> int:
         raise ConfigError("--split explains a split of an experiment's dataset: give --experiment")
     sequences, measured = _sequences(args)
     variants = read_variants(args.variants) if args.variants else None
+    if args.random_snvs:
+        ref, alt = random_snvs(sequences, args.random_snvs)
+        variants = ref, alt, None
     subsets = None
     if args.subsets:
         if measured is None:
