@@ -251,3 +251,33 @@ def test_a_motif_is_inserted_into_sequences_with_n_and_of_other_lengths_and_turn
     assert marginal_effects(planted, w, [motif]) == [motif]
     assert motif.consensus == TATA and motif.effect > 1 and abs(motif.reverse_effect) < motif.effect / 4, motif
     assert motif.effect_z > 3, motif
+
+
+def test_a_tree_model_gets_mutagenesis_by_prediction_which_for_a_network_is_tangermemes(models, tmp_path, capsys):
+    from raydream.data.features import sequence_features
+    from raydream.models import model_config
+    from raydream.models.trees import TreeModel, grow_forest, new_forest
+    from raydream.results.explain import substitution_effects
+    from raydream.train.checkpoint import save_tree_checkpoint
+
+    planted, _ = models
+    seqs = _with_motif(random_promoters(4, 21))
+    w, effects = mutagenesis(planted, seqs)
+    by_prediction = substitution_effects(planted, seqs)
+    assert all(np.allclose(by_prediction[i], per_position(w, effects, i), atol=1e-4) for i in range(len(seqs)))
+    # a random forest on k-mer counts: mutagenesis only, by its predictions
+    train = _planted(random_promoters(300, 2), 2)
+    cfg = model_config("random_forest", {"k": 3, "n_estimators": 5, "max_depth": 6})
+    forest = TreeModel(cfg, grow_forest(new_forest(cfg, 0, n_jobs=1), 5, sequence_features(train, cfg),
+                                        np.array([s.count(TATA) for s in train], dtype=float)))
+    save_tree_checkpoint(tmp_path / "forest", forest, "random_forest", TrainConfig(), epoch=1, metrics={"val_r2": 0.0})
+    dream = write_dream(tmp_path / "in.txt", seqs, np.arange(4.0))
+    out = tmp_path / "out"
+    assert run_cli(main, ["--checkpoint", str(tmp_path / "forest"), "--input", str(dream), "--out", str(out),
+                          "--plots", "1"]) == 0
+    assert "a random_forest tree model has no gradients: no attributions or motifs" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} == {"mutagenesis.tsv", "mutagenesis_0.png", "predictions.tsv",
+                                               "calibration_density.png", "calibration_residuals.png"}
+    assert run_cli(main, ["--checkpoint", str(tmp_path / "forest"), "--input", str(dream), "--out",
+                          str(tmp_path / "map"), "--embedding", "4"]) == 2
+    assert "a random_forest tree model has none" in capsys.readouterr().err

@@ -1,4 +1,6 @@
-"""What a trained network learned, on the sequences you give it (no Ray; CPU or GPU).
+"""What a trained network learned, on the sequences you give it (no Ray; CPU or GPU). A tree
+model has no gradients: it gets mutagenesis by its predictions (`substitution_effects`),
+variant effects and calibration.
 
 The model is explained as the function it is when it predicts: the one-hot window of its
 input (`TrainConfig.seq_len` long, aligned and padded as it was trained) to the predicted
@@ -223,6 +225,19 @@ def _outside_zeroed(w: Windows, scores: np.ndarray) -> np.ndarray:
 def per_position(w: Windows, scores: np.ndarray, i: int) -> np.ndarray:
     """Sequence i's scores over its own bases: (4, length)."""
     return scores[i][:, w.start[i]: w.start[i] + w.length[i]]
+
+
+def substitution_effects(model: TrainedModel, sequences, batch_size: int = 4096) -> list[np.ndarray]:
+    """In-silico mutagenesis by prediction, for any model (a tree model too): per sequence,
+    (4, length) predicted(sequence with that base) - predicted(sequence), by
+    `TrainedModel.predict`; 0 for the base that is there."""
+    seqs = check_sequences(sequences)
+    variants = np.array([s[:pos] + base + s[pos + 1:] for s in seqs for pos in range(len(s)) for base in BASES],
+                        dtype=object)
+    changed = model.predict_checked(variants, batch_size)
+    unchanged = model.predict_checked(seqs, batch_size)
+    ends = np.cumsum([4 * len(s) for s in seqs])
+    return [block.reshape(-1, 4).T - y0 for block, y0 in zip(np.split(changed, ends[:-1]), unchanged)]
 
 
 def variant_effects(model: TrainedModel, ref, alt, batch_size: int = 512) -> np.ndarray:
@@ -681,8 +696,8 @@ def build_parser():
     from raydream.core.errors import ArgumentParser
 
     p = ArgumentParser(prog="python -m raydream.explain",
-                       description="What a trained network learned: in-silico mutagenesis, attributions, variant "
-                                   "effects and calibration, as TSV files and PNG plots (no Ray).")
+                       description="What a trained model learned: in-silico mutagenesis, attributions and motifs (a "
+                                   "network's), variant effects and calibration, as TSV files and PNG plots (no Ray).")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a checkpoint directory")
     source.add_argument("--experiment", help="an experiment directory: its best trial's checkpoint")
@@ -715,7 +730,6 @@ def build_parser():
 def main(argv=None) -> int:
     import os
     import shutil
-    import sys
     import tempfile
     from pathlib import Path
 
@@ -741,7 +755,8 @@ def main(argv=None) -> int:
         raise DataError(f"--out {out}: exists and is not an empty directory; give a new one")
     checkpoint = args.checkpoint or best_checkpoints(args.experiment, 1)[0]
     model = load_model(checkpoint, args.device)
-    require_network(model)  # before any input is read
+    if args.embedding and not isinstance(model.module, nn.Module):  # before any input is read
+        raise ConfigError(f"--embedding maps a network's layer before its head; a {model.name} tree model has none")
     if args.split and not args.experiment:
         raise ConfigError("--split explains a split of an experiment's dataset: give --experiment")
     sequences, measured = _sequences(args)
@@ -764,40 +779,7 @@ def main(argv=None) -> int:
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # renamed into place at the end
     done = False
     try:
-        w, effects = mutagenesis(model, chosen, verbose=sys.stderr.isatty())  # a progress bar in a terminal
-        rows = []
-        for i in range(len(chosen)):
-            block = per_position(w, effects, i)
-            for pos in range(block.shape[1]):
-                for b, base in enumerate(BASES):
-                    if base != chosen[i][pos]:
-                        rows.append((i, pos, chosen[i][pos], base, block[b, pos]))
-        pd.DataFrame(rows, columns=["sequence", "position", "ref", "alt", "predicted_change"]).to_csv(
-            staging / "mutagenesis.tsv", sep="\t", index=False, float_format="%.6g")
-        attr = attributions(model, chosen, n_shuffles=args.shuffles, verbose=sys.stderr.isatty())
-        rows = [(i, pos, chosen[i][pos], per_position(w, attr.scores, i)[:, pos].sum())
-                for i in range(len(chosen)) for pos in range(w.length[i])]
-        pd.DataFrame(rows, columns=["sequence", "position", "base", "attribution"]).to_csv(
-            staging / "attributions.tsv", sep="\t", index=False, float_format="%.6g")
-        seqlets, table, found = motifs(attr, model)
-        seqlets.to_csv(staging / "seqlets.tsv", sep="\t", index=False)
-        table.to_csv(staging / "motifs.tsv", sep="\t", index=False, float_format="%.6g")
-        for motif in found:
-            plot_motif(motif, staging / f"motif_{motif.name}.png")
-        for i in range(min(args.plots, len(chosen))):
-            plot_mutagenesis(per_position(w, effects, i), chosen[i], f"sequence {i}: in-silico mutagenesis",
-                             staging / f"mutagenesis_{i}.png")
-            plot_attributions(per_position(w, attr.scores, i), f"sequence {i}: integrated gradients "
-                              f"({args.shuffles} shuffled references)", staging / f"attributions_{i}.png")
-        lines = [f"{len(chosen)} sequence(s): mutagenesis.tsv, attributions.tsv (largest convergence delta "
-                 f"{attr.delta:.3g}), plots of the first {min(args.plots, len(chosen))}"]
-        lines.append(f"{len(found)} motif(s) of {len(seqlets)} seqlet(s) (TF-MoDISco), matched against "
-                     f"{MOTIF_DATABASE}: motifs.tsv, seqlets.tsv" + (", motif_*.png" if found else ""))
-        lines += [f"  {m.name} ({m.seqlets} seqlets, {m.consensus}): contribution {m.cwm.sum():+.3g}, inserted "
-                  f"{m.effect:+.3g} (reverse {m.reverse_effect:+.3g}, shuffled {m.shuffled_effect:+.3g}, z "
-                  f"{m.effect_z:.2g}); best match {m.matches[0][0]} (q {m.matches[0][2]:.2g})" for m in found[:SHOWN]]
-        if len(found) > SHOWN:
-            lines.append(f"  and {len(found) - SHOWN} more in motifs.tsv")
+        lines = _explain_bases(model, chosen, args, staging)
         if variants is not None:
             ref, alt, diff = variants
             effect = variant_effects(model, ref, alt)
@@ -863,6 +845,55 @@ def _embedding_rows(args, sequences: np.ndarray, measured: np.ndarray | None):
         raise ConfigError("--embedding colours the map by measured expression: give a DREAM file as --input, or "
                           "an --experiment")
     yield "input rows", sequences[: args.embedding], measured[: args.embedding]
+
+
+def _explain_bases(model: TrainedModel, chosen: np.ndarray, args, staging) -> list[str]:
+    """Mutagenesis of the chosen sequences, and for a network their attributions and motifs:
+    the TSV files and plots written into `staging`, and the lines to print."""
+    import sys
+
+    import pandas as pd
+
+    network = isinstance(model.module, nn.Module)
+    shown = min(args.plots, len(chosen))
+    if network:
+        w, effects = mutagenesis(model, chosen, verbose=sys.stderr.isatty())  # a progress bar in a terminal
+        per_sequence = [per_position(w, effects, i) for i in range(len(chosen))]
+    else:
+        per_sequence = substitution_effects(model, chosen)
+    rows = [(i, pos, sequence[pos], base, block[b, pos]) for i, (sequence, block) in enumerate(zip(chosen, per_sequence))
+            for pos in range(block.shape[1]) for b, base in enumerate(BASES) if base != sequence[pos]]
+    pd.DataFrame(rows, columns=["sequence", "position", "ref", "alt", "predicted_change"]).to_csv(
+        staging / "mutagenesis.tsv", sep="\t", index=False, float_format="%.6g")
+    for i in range(shown):
+        plot_mutagenesis(per_sequence[i], chosen[i], f"sequence {i}: in-silico mutagenesis",
+                         staging / f"mutagenesis_{i}.png")
+    if not network:
+        return [f"{len(chosen)} sequence(s): mutagenesis.tsv, plots of the first {shown}; a {model.name} tree model "
+                f"has no gradients: no attributions or motifs"]
+    attr = attributions(model, chosen, n_shuffles=args.shuffles, verbose=sys.stderr.isatty())
+    rows = [(i, pos, chosen[i][pos], per_position(w, attr.scores, i)[:, pos].sum())
+            for i in range(len(chosen)) for pos in range(w.length[i])]
+    pd.DataFrame(rows, columns=["sequence", "position", "base", "attribution"]).to_csv(
+        staging / "attributions.tsv", sep="\t", index=False, float_format="%.6g")
+    for i in range(shown):
+        plot_attributions(per_position(w, attr.scores, i), f"sequence {i}: integrated gradients "
+                          f"({args.shuffles} shuffled references)", staging / f"attributions_{i}.png")
+    seqlets, table, found = motifs(attr, model)
+    seqlets.to_csv(staging / "seqlets.tsv", sep="\t", index=False)
+    table.to_csv(staging / "motifs.tsv", sep="\t", index=False, float_format="%.6g")
+    for motif in found:
+        plot_motif(motif, staging / f"motif_{motif.name}.png")
+    lines = [f"{len(chosen)} sequence(s): mutagenesis.tsv, attributions.tsv (largest convergence delta "
+             f"{attr.delta:.3g}), plots of the first {shown}"]
+    lines.append(f"{len(found)} motif(s) of {len(seqlets)} seqlet(s) (TF-MoDISco), matched against "
+                 f"{MOTIF_DATABASE}: motifs.tsv, seqlets.tsv" + (", motif_*.png" if found else ""))
+    lines += [f"  {m.name} ({m.seqlets} seqlets, {m.consensus}): contribution {m.cwm.sum():+.3g}, inserted "
+              f"{m.effect:+.3g} (reverse {m.reverse_effect:+.3g}, shuffled {m.shuffled_effect:+.3g}, z "
+              f"{m.effect_z:.2g}); best match {m.matches[0][0]} (q {m.matches[0][2]:.2g})" for m in found[:SHOWN]]
+    if len(found) > SHOWN:
+        lines.append(f"  and {len(found) - SHOWN} more in motifs.tsv")
+    return lines
 
 
 def _sequences(args) -> tuple[np.ndarray, np.ndarray | None]:
