@@ -828,9 +828,11 @@ def main(argv=None) -> int:
             shutil.rmtree(staging, ignore_errors=True)
         if not done and made is not None:  # nothing of a failed run is left behind
             shutil.rmtree(made, ignore_errors=True)
+    from raydream.core.console import say
+
     for line in lines:
-        print(f"raydream: {line}")
-    print(f"raydream: written to {out}")
+        say(line)
+    say(f"written to {out}")
     return 0
 
 
