@@ -23,7 +23,7 @@ from raydream.train.steps import train_epoch  # noqa: E402
 from conftest import random_promoters, write_dream  # noqa: E402
 
 # A TATA box of the yeast consensus TATAWAWR, which raises expression on the forward strand
-# only (its reverse complement TATTTATA does nothing), and a Rap1 site (its consensus, which
+# only (its reverse complement TATTTATA was given no effect), and a Rap1 site (its consensus, which
 # JASPAR's RAP1 motif matches); each is planted in half the sequences at a random position
 # of the random region.
 TATA, RAP1 = "TATAAATA", "ACACCCATACAT"
