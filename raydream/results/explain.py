@@ -111,10 +111,7 @@ def require_network(model: TrainedModel) -> nn.Module:
 
 
 def _function(model: TrainedModel) -> ExpressionOfWindow:
-    from raydream.core.typed import from_dict
-
-    return ExpressionOfWindow(require_network(model),
-                              from_dict(TrainConfig, model.meta["train_config"], "train_config"))
+    return ExpressionOfWindow(require_network(model), model.train_config)
 
 
 def mutagenesis(model: TrainedModel, sequences, batch_size: int = 256,

@@ -13,6 +13,7 @@ DREAM length bounds); a bad one is a `DataError` naming its index.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,18 @@ class TrainedModel:
         """The model family, e.g. "resnet"."""
         return self.meta["model"]
 
+    @functools.cached_property
+    def train_config(self) -> TrainConfig:
+        """The training config the checkpoint records, typed (once).
+
+        Raises:
+            DataError: the checkpoint's record of it is damaged (naming the file).
+        """
+        try:
+            return from_dict(TrainConfig, self.meta["train_config"], "train_config")
+        except RayDreamError as err:
+            raise DataError(f"{self.checkpoint / META_FILE}: {err}") from None
+
     def predict(self, sequences: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE,
                 rules: RowRules = RowRules()) -> np.ndarray:
         """Predicted expression (float64, one per sequence, in order)."""
@@ -99,10 +112,7 @@ class TrainedModel:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if isinstance(self.module, TreeModel):
             return self.module.predict(seqs)
-        try:
-            config = from_dict(TrainConfig, self.meta["train_config"], "train_config")
-        except RayDreamError as err:
-            raise DataError(f"{self.checkpoint / META_FILE}: {err}") from None
+        config = self.train_config
         dummy = np.zeros(len(seqs))
         batches = ({"sequence": seqs[i: i + batch_size], "expression": dummy[i: i + batch_size]}
                    for i in range(0, len(seqs), batch_size))
