@@ -46,3 +46,26 @@ def test_a_waiting_trial_wakes_at_the_event():
     timer = threading.Timer(0.1, link.send, args=(run, ("report", {"epoch": 1}, None)))
     timer.start()
     assert link.next_event(run, 5.0) == ("report", {"epoch": 1}, None)
+
+
+def test_a_run_ended_by_its_trial_stops_waiting_for_an_acknowledgement_and_is_heard_no_more():
+    # A run in Ray Train's local mode waits at its report in the trial's own process; when the
+    # trial stops it (ASHA, or the trial's end), the wait ends without an acknowledgement, so
+    # the loop leaves (RunEnded) instead of training another epoch.
+    link = RunLink()
+    run = link.start_run()
+    acked: list[bool] = []
+    waiting = threading.Thread(target=lambda: acked.append(link.wait_for_ack(run)))
+    waiting.start()
+    waiting.join(0.2)
+    assert waiting.is_alive()
+    link.end_run(run)
+    waiting.join(2)
+    assert not waiting.is_alive() and acked == [False]
+    link.send(run, ("report", {"epoch": 2}, None))  # what it still sends is dropped
+    assert not link.pending(run) and not link.wait_for_ack(run)
+    # An acknowledged report is a True wait; ending an older run leaves the current one alone.
+    later = link.start_run()
+    link.end_run(run)
+    link.ack(later)
+    assert link.wait_for_ack(later)

@@ -5,7 +5,9 @@ search beside a second Ray instance on a loaded machine is in tests/test_faults.
   reserves its Train worker and its data-reading CPU together, so neither search can take
   the CPU the other's data reads need.
 * A trial whose Train workers cannot get their CPUs (another job holds one) fails after
-  `--stall-timeout` with one line that says so, and is retried once the CPUs are free.
+  `--stall-timeout` with one line that says so, and is retried once the CPUs are free. A
+  LightGBM trial: its Train run starts workers (a one-worker network trial trains in its own
+  process, Ray Train's local mode, and waits in Tune's queue for its CPUs instead).
 """
 
 import re
@@ -22,6 +24,16 @@ from test_tune import TINY_SPACE, kill_group
 pytestmark = [pytest.mark.ray]
 
 SEARCH_TIMEOUT = 300
+TINY_TREES = """
+model: lightgbm
+model_config:
+  k: 3
+  num_leaves: {choice: [7, 15]}
+  num_boost_round: 40
+train:
+  train_rows: 768
+  val_rows: 256
+"""
 
 
 def _search(*args: str, log: Path) -> subprocess.Popen:
@@ -103,7 +115,7 @@ def test_a_trial_that_cannot_get_its_resources_fails_in_one_line_and_is_retried(
     import ray
 
     space = tmp_path / "tiny.yaml"
-    space.write_text(TINY_SPACE)
+    space.write_text(TINY_TREES)
     log = tmp_path / "search.log"
     deadline = time.monotonic() + SEARCH_TIMEOUT
     search = None

@@ -103,15 +103,14 @@ def test_reading_the_splits_once_is_bounded_and_says_what_it_waited_for(tmp_path
     prepare_synthetic(300, tmp_path / "prepared")
     release = threading.Event()
 
-    class Stuck:
-        def materialize(self):
-            release.wait(30)
-            # Released: the read ends here. (Had it gone on to the next split after this test
-            # had undone its patch, the real read would have started Ray in that thread, and
-            # that stray Ray instance broke a later test's ray.init.)
-            raise RuntimeError("released")
+    def stuck(*args, **kwargs):
+        release.wait(30)
+        # Released: the read ends here. (Had it gone on to the next split after this test
+        # had undone its patch, the real read would have started Ray in that thread, and
+        # that stray Ray instance broke a later test's ray.init.)
+        raise RuntimeError("released")
 
-    monkeypatch.setattr(loop, "read_shards", lambda *args, **kwargs: Stuck())
+    monkeypatch.setattr(loop, "split_in_store", stuck)
     setup = TrialSetup(str(tmp_path / "prepared"), str(tmp_path / "runs"))
     try:
         with pytest.raises(TimeoutError, match=r"reading the train and val splits of .*prepared into Ray's object "
@@ -132,19 +131,15 @@ def test_a_failed_read_is_raised_and_a_good_one_gives_every_split(tmp_path, monk
     prepare_synthetic(300, tmp_path / "prepared")
     setup = TrialSetup(str(tmp_path / "prepared"), str(tmp_path / "runs"))
 
-    class Read:
-        def __init__(self, split):
-            self.split = split
+    def read(data_dir, split, manifest=None, broken=False):
+        if broken:
+            raise OSError("shard unreadable")
+        return f"{split} in the object store"
 
-        def materialize(self):
-            if self.split == "broken":
-                raise OSError("shard unreadable")
-            return f"{self.split} in the object store"
-
-    monkeypatch.setattr(loop, "read_shards", lambda data_dir, split, *args: Read(split))
-    read = read_once(setup, object_store_bytes=1e12, timeout_s=5)
-    assert read.datasets == {"train": "train in the object store", "val": "val in the object store"}
-    monkeypatch.setattr(loop, "read_shards", lambda data_dir, split, *args: Read("broken"))
+    monkeypatch.setattr(loop, "split_in_store", read)
+    done = read_once(setup, object_store_bytes=1e12, timeout_s=5)
+    assert done.datasets == {"train": "train in the object store", "val": "val in the object store"}
+    monkeypatch.setattr(loop, "split_in_store", lambda *args: read(*args, broken=True))
     with pytest.raises(OSError, match="shard unreadable"):
         read_once(setup, object_store_bytes=1e12, timeout_s=5)
 

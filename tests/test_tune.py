@@ -31,6 +31,39 @@ def test_a_trial_reserves_its_workers_and_a_cpu_each_for_their_ray_data_reads():
     assert forest.cpus_per_trial == 1 and forest.max_concurrent == 2 and "the trial process" in forest.describe(False)
 
 
+def test_one_worker_network_trials_hold_their_resources_and_other_trials_leave_them_to_train_workers(tmp_path):
+    # Ray Train local mode: a one-worker network trial runs its worker's loop itself, so the
+    # trial holds the worker's CPUs and GPUs; LightGBM's and several workers' runs start
+    # Train workers, which reserve them, while the trial holds a sliver of TRIAL_DRIVER.
+    from ray.tune.search.variant_generator import generate_variants
+
+    from raydream.train.loop import TrialSetup
+    from raydream.train.trial import trainable
+
+    def request(space, setup, config=None):
+        return trainable(space, setup, 2).default_resource_request(config or {}).required_resources
+
+    setup = TrialSetup(str(tmp_path), str(tmp_path), local_mode=True)
+    assert request(load_space("resnet"), setup) == {"CPU": 2}
+    gpu = TrialSetup(str(tmp_path), str(tmp_path), gpus_per_worker=0.5, local_mode=True)
+    assert request(load_space("legnet"), gpu) == {"CPU": 2, "GPU": 0.5}
+    assert request(load_space("lightgbm"), setup) == {"TRIAL_DRIVER": 0.01}
+    assert request(load_space("resnet"), TrialSetup(str(tmp_path), str(tmp_path), num_workers=2, local_mode=True)) == {
+        "TRIAL_DRIVER": 0.01}
+    assert request(load_space("resnet"), TrialSetup(str(tmp_path), str(tmp_path))) == {"TRIAL_DRIVER": 0.01}
+    # a search across families: each trial as its drawn family trains
+    families = tmp_path / "families.yaml"
+    families.write_text("families:\n  small: {model: resnet, model_config: {channels: {choice: [8, 16]}}}\n"
+                        "  trees: {model: lightgbm, model_config: {num_leaves: {choice: [15, 31]}}}\n")
+    space = load_space(str(families))
+    for family, expected in [("small", {"CPU": 2}), ("trees", {"TRIAL_DRIVER": 0.01})]:
+        param_space = {**build_param_space(space, {}), "family": family}
+        config = next(generate_variants(param_space))[1]  # as Tune draws one
+        assert request(space, setup, config) == expected
+    local = plan_resources({"CPU": 2}, 1, 1).describe(local=True)
+    assert "2 CPU for the trial's process, in Ray Train local mode (1 CPU for Ray Data reads)" in local
+
+
 def test_plan_resources_refuses_a_trial_that_can_never_start():
     with pytest.raises(ConfigError, match=r"needs 2 worker\(s\) x 1 CPU \+ 2 for Ray Data = 4 CPU, but the cluster has 2 CPU"):
         plan_resources({"CPU": 2}, num_workers=2, cpus_per_worker=1)
@@ -529,7 +562,8 @@ def test_two_trials_share_a_gpu_in_mixed_precision_and_their_checkpoints_load_on
                         str(tmp_path / "results"), "--name", "gpu", timeout=380)
     finally:
         cluster.shutdown()
-    assert "each trial: 1 CPU + 0.5 GPU" in done.stdout and "up to 2 trial(s) at a time" in done.stdout
+    assert "each trial: 2 CPU + 0.5 GPU for the trial's process, in Ray Train local mode" in done.stdout
+    assert "up to 2 trial(s) at a time" in done.stdout
     table = pd.read_csv(tmp_path / "results" / "gpu" / "ranked_trials.csv")
     assert table["status"].tolist() == ["completed", "completed"]
     model, meta = restore_model(table.loc[0, "checkpoint"])  # trained on the GPU, loaded on the CPU

@@ -34,7 +34,8 @@ from raydream.train.checkpoint import save_checkpoint
 from raydream.core.metrics import regression_metrics
 from raydream.core.seeding import seed_everything
 from raydream.train.config import (DATA_CPUS_PER_WORKER, DEFAULT_STALL_TIMEOUT_S, TrainConfig, TrialConfig,
-                                   build_model_config)
+                                   build_model_config, uses_local_mode)
+from raydream.train.run_link import ForwardReports
 from raydream.train.steps import CODES, encode_batch, input_codes, model_and_recipe, predict, train_epoch
 from raydream.train.weights import DensityWeights
 
@@ -71,6 +72,9 @@ class TrialSetup:
         (`read_once`), or None: each trial's Train run reads the shards itself.
     manifest: the dataset's manifest (`raydream.data.prepare.load_manifest`), loaded once by
         the search; every read of a trial finds the shards in it. None: each read loads it.
+    local_mode: a one-worker trial's Train run runs its worker's loop in the trial's own
+        process (Ray Train's local mode, `ScalingConfig(num_workers=0)`), with the worker's
+        CPUs (and GPUs) held by the trial itself (`runs_locally`).
     """
 
     data_dir: str
@@ -84,6 +88,13 @@ class TrialSetup:
     data_node: str | None = None
     datasets: Mapping[str, Any] | None = None
     manifest: Mapping[str, Any] | None = None
+    local_mode: bool = False
+
+
+def runs_locally(setup: TrialSetup, model: str) -> bool:
+    """Whether a trial of `model` runs its Train run in Ray Train's local mode: a network,
+    in a search whose one-worker trials do (`setup.local_mode`, `uses_local_mode`)."""
+    return setup.local_mode and uses_local_mode(model, setup.num_workers)
 
 
 def _is_distributed() -> bool:
@@ -285,8 +296,11 @@ def train_loop_per_worker(loop_config: dict) -> None:
     loop_config: {"model": name, "model_config": its typed config, "train": a TrainConfig} (typed
         once by `build_trainer`),
         "steps_per_epoch" (batches per worker per epoch, for per-batch schedules),
-        "torch_threads", "weights" (DensityWeights for the loss, or None) and
-        "resume_checkpoint" (a `ray.train.Checkpoint` to go on from, or None).
+        "torch_threads", "weights" (DensityWeights for the loss, or None),
+        "resume_checkpoint" (a `ray.train.Checkpoint` to go on from, or None) and, in local
+        mode only, "report_to" (the trial's `ForwardReports`, which hands each report over
+        and waits until the trial has copied its checkpoint; raises `RunEnded` when the
+        trial stops the run).
     Reports per epoch: epoch, train_loss, val_r2, val_pearson, val_spearman, val_mse, lr,
     optimizer (the recipe's phase), workers (the world size), train_samples_per_s (training
     rows of all workers per second of the epoch's training pass: reading, encoding and
@@ -377,6 +391,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 )
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)
+            if "report_to" in loop_config:  # local mode: no controller forwards the report
+                loop_config["report_to"].hand_over(metrics, checkpoint)
 
 
 def read_table(setup: TrialSetup, split: str, columns: tuple[str, ...] = ("sequence", "expression"),
@@ -442,10 +458,12 @@ def read_shards(data_dir: str, split: str, concurrency: int = 1, node: str | Non
     reserved (another trial, another search) it waited forever: Ray Data logged "Cluster
     resources are not enough to run any task from TaskPoolMapOperator[ReadParquet]".
 
-    Read with Ray Data's first Parquet datasource: the default one in Ray 2.60 starts a pool
-    of 32 footer-reading actors, each a new Python process, every time a dataset is executed
-    (every epoch), even for one shard. On 2 cores that was most of the time of a small
-    trial: a 2-worker LightGBM trial started 59 worker processes, 34 of them footer readers.
+    Read with Ray Data's first Parquet datasource, not Ray 2.60's default one, which
+    (measured on 2 cores, docs/benchmarks.md) ran its ListFiles tasks on a node other than
+    `node` in a 3-node cluster (its label selector does not reach them: files on the head's
+    disk would not be found there) and took 5.3-8.1 s to read the embedded sample's train and
+    val splits into the object store, against 1.6-2.3 s. Only splits too large for the search to
+    read once (`read_once`) are read this way, by each trial.
     """
     from raydream.core import storage
     from raydream.data.prepare import split_files
@@ -476,17 +494,32 @@ def split_bytes(data_dir: str, manifest: Mapping[str, Any] | None = None) -> int
     return per_row * sum(int(manifest["rows"][split]) for split in SPLITS_READ)
 
 
+def split_in_store(data_dir: str, split: str, manifest: Mapping[str, Any] | None = None) -> "ray.data.Dataset":
+    """One split of a prepared dataset read by this process, a pyarrow table per shard, and
+    put into Ray's object store as a Dataset of those blocks (`ray.data.from_arrow`)."""
+    import pyarrow.parquet as pq
+
+    from raydream.core import storage
+    from raydream.data.prepare import split_files
+
+    fs, files = storage.arrow_paths(split_files(data_dir, split, manifest))
+    return ray.data.from_arrow([pq.read_table(file, filesystem=fs) for file in files])
+
+
 def read_once(setup: TrialSetup, object_store_bytes: float, timeout_s: float) -> TrialSetup:
     """`setup` with its train and val splits read into Ray's object store once, for every
-    trial of the search (`ray.data.Dataset.materialize`), when they take at most
-    READ_ONCE_SHARE of `object_store_bytes`; else `setup` as it is, and each trial reads
-    them itself.
+    trial of the search, when they take at most READ_ONCE_SHARE of `object_store_bytes`;
+    else `setup` as it is, and each trial reads them itself (`read_shards`).
 
-    Read once, a split costs a trial no read tasks and no Parquet sampling (each
-    `read_parquet` samples its files with remote tasks: about 1.8 s a trial for the train
-    and val splits of the embedded sample on 2 cores), and its first epoch runs at the
-    rate of the later ones. The blocks belong to the search's driver and live as long as
-    the search. Read on `setup.data_node` when the data is on one machine's disk.
+    The search's driver, which runs on the data node when the data is on one machine's disk
+    (`setup.data_node`), reads each shard with pyarrow and hands the tables to Ray Data as
+    its blocks, one per shard (`split_in_store`). Read once, a split costs a trial no
+    read tasks and no Parquet sampling (each `read_parquet` samples its files with remote
+    tasks: about 1.8 s a trial for the train and val splits of the embedded sample on 2
+    cores), and its first epoch runs at the rate of the later ones; no Ray Data read runs
+    at all, where `read_parquet(...).materialize()` took 1.6-2.3 s with Ray Data's first
+    Parquet datasource and 5.3-8.1 s with Ray 2.60's default one (docs/benchmarks.md). The
+    blocks belong to the search's driver and live as long as the search.
 
     Raises:
         TimeoutError: the reads took over `timeout_s` seconds.
@@ -496,11 +529,9 @@ def read_once(setup: TrialSetup, object_store_bytes: float, timeout_s: float) ->
 
     if split_bytes(setup.data_dir, setup.manifest) > READ_ONCE_SHARE * object_store_bytes:
         return setup
-    reads = setup.num_workers * DATA_CPUS_PER_WORKER
 
     def read() -> dict[str, Any]:
-        return {split: read_shards(setup.data_dir, split, reads, setup.data_node, setup.manifest).materialize()
-                for split in SPLITS_READ}
+        return {split: split_in_store(setup.data_dir, split, setup.manifest) for split in SPLITS_READ}
 
     try:
         datasets = InBackground(read).result(timeout_s)
@@ -512,12 +543,13 @@ def read_once(setup: TrialSetup, object_store_bytes: float, timeout_s: float) ->
 
 def trainer_arguments(
     setup: TrialSetup, tcfg: TrainConfig, storage_path: str, callbacks: list, gpus_per_worker: float,
-    run_name: str = "train"
+    run_name: str = "train", local: bool = False
 ) -> dict:
     """What every Ray Train trainer of a trial is given: workers, the train and val datasets
     (train split between workers, val read whole and in order by each), and a run config
     (storage_path/run_name). Each worker holds `cpus_per_worker` CPUs for its own threads plus
-    DATA_CPUS_PER_WORKER for the reads of its data. The run keeps only its latest checkpoint:
+    DATA_CPUS_PER_WORKER for the reads of its data; in local mode (`local`, see
+    `runs_locally`) the trial holds them and no worker is started. The run keeps only its latest checkpoint:
     each one is handed to Tune, which keeps the trial's best (see `raydream.train.trial`)."""
     if setup.datasets is not None:
         # Read once: the workers cut the splits to train_rows / val_rows (`first_rows`).
@@ -534,10 +566,13 @@ def trainer_arguments(
                  **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
     val_options = ray.train.DataConfig.default_ingest_options()
     val_options.preserve_order = True  # every worker must see validation rows in one order
+    if local:  # the trial's process is the worker, and holds its resources
+        scaling = ray.train.ScalingConfig(num_workers=0)
+    else:
+        scaling = ray.train.ScalingConfig(num_workers=setup.num_workers, use_gpu=bool(gpus_per_worker),
+                                          resources_per_worker=resources)
     return {
-        "scaling_config": ray.train.ScalingConfig(
-            num_workers=setup.num_workers, use_gpu=bool(gpus_per_worker), resources_per_worker=resources
-        ),
+        "scaling_config": scaling,
         "datasets": {"train": train, "val": val},
         # One worker reads the whole split anyway; unsplit, it reads it itself instead of
         # through a split coordinator actor: a bare one-worker Train run of 2 short epochs
@@ -574,11 +609,14 @@ def build_trainer(
     weights = density_weights(labels, tcfg)
     backend = {"torch_config": ray.train.torch.TorchConfig(backend=setup.torch_backend)} if setup.torch_backend else {}
     mcfg = build_model_config(trial.model, {**starting_output(trial.model, labels), **trial.model_config}, tcfg)
+    loop_config = {"model": trial.model, "model_config": mcfg, "train": tcfg, "resume_checkpoint": resume,
+                   "torch_threads": setup.cpus_per_worker, "steps_per_epoch": steps_per_epoch, "weights": weights}
+    local = runs_locally(setup, trial.model)
+    if local:  # no controller runs the callbacks: the loop hands its reports over itself
+        loop_config["report_to"] = next(cb for cb in callbacks if isinstance(cb, ForwardReports))
     return ray.train.torch.TorchTrainer(
         train_loop_per_worker,
         **backend,
-        train_loop_config={"model": trial.model, "model_config": mcfg, "train": tcfg, "resume_checkpoint": resume,
-                           "torch_threads": setup.cpus_per_worker, "steps_per_epoch": steps_per_epoch,
-                           "weights": weights},
-        **trainer_arguments(setup, tcfg, storage_path, callbacks, setup.gpus_per_worker, run_name),
+        train_loop_config=loop_config,
+        **trainer_arguments(setup, tcfg, storage_path, callbacks, setup.gpus_per_worker, run_name, local),
     )

@@ -1,4 +1,5 @@
-"""The channel between a Tune trial and the controller of its Train run.
+"""The channel between a Tune trial and its Train run: the run's controller, or, for a run
+in Ray Train's local mode, the training loop in the trial's own process.
 
 Kept apart from `raydream.train.trial` so that what the Train controller and the link actor
 import is small: each Train run starts a controller process, and on 2 cores every import
@@ -20,14 +21,14 @@ logger = logging.getLogger(__name__)
 
 
 class RunLink:
-    """The one channel between a trial and the controllers of its Train runs (a small threaded
-    actor, started once per trial actor and kept for the next trials Tune gives that actor):
-    events from the controller (its handle, its states, each report) and the trial's
-    acknowledgement of each report.
+    """The one channel between a trial and its Train runs (a small threaded actor, started once
+    per trial actor and kept for the next trials Tune gives that actor): events from the run
+    (its controller's handle and states, each report) and the trial's acknowledgement of each
+    report.
 
-    Each Train run has a number (`start_run`); what an earlier run's controller still sends
-    is dropped, and its wait for an acknowledgement ends, so an aborted run never takes a
-    later run's events or acknowledgements.
+    Each Train run has a number (`start_run`); what an earlier run still sends is dropped, and
+    its wait for an acknowledgement ends, so an aborted run never takes a later run's events
+    or acknowledgements. `end_run` ends the current run's wait without a next run.
     """
 
     def __init__(self) -> None:
@@ -66,23 +67,55 @@ class RunLink:
                 self._acked = True
                 self._changed.notify_all()
 
-    def wait_for_ack(self, run: int) -> None:
+    def end_run(self, run: int) -> None:
+        """The trial stopped `run`: its wait for an acknowledgement ends, and what it still
+        sends is dropped."""
+        with self._changed:
+            if run == self._run:
+                self._run += 1
+                self._events.clear()
+                self._acked = False
+                self._changed.notify_all()
+
+    def wait_for_ack(self, run: int) -> bool:
+        """Wait until the trial acknowledges the last report of `run`: True, or False when
+        the run was ended (`end_run`) or a later one started instead."""
         with self._changed:
             self._changed.wait_for(lambda: self._acked or run != self._run)
             if run == self._run:
                 self._acked = False
+                return True
+            return False
+
+
+class RunEnded(Exception):
+    """The trial stopped a run in Ray Train's local mode while its loop waited at a report."""
 
 
 class ForwardReports(UserCallback):
-    """In the Train controller: hands rank 0's metrics and the checkpoint of every report to
-    the trial, and waits until the trial has copied the checkpoint."""
+    """In the Train controller (or, in local mode, the loop): hands rank 0's metrics and the
+    checkpoint of every report to the trial, and waits until the trial has copied the
+    checkpoint."""
 
     def __init__(self, link, run: int) -> None:
         self._link, self._run = link, run
 
     def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:
-        ray.get(self._link.send.remote(self._run, ("report", dict(metrics[0]), checkpoint)))
-        ray.get(self._link.wait_for_ack.remote(self._run))
+        try:
+            self.hand_over(metrics[0], checkpoint)
+        except RunEnded:
+            pass  # the trial aborts the run through its controller
+
+    def hand_over(self, metrics: dict[str, Any], checkpoint) -> None:
+        """Give the trial one report and wait until it has copied the report's checkpoint.
+        Called by the loop itself in local mode, where no controller runs callbacks.
+
+        Raises:
+            RunEnded: the trial stopped the run instead.
+        """
+        ray.get(self._link.send.remote(self._run, ("report", dict(metrics), checkpoint)))
+        if not ray.get(self._link.wait_for_ack.remote(self._run)):
+            raise RunEnded(f"Train run {self._run} was stopped by its trial")
 
 
 class ControllerLink(ControllerCallback):

@@ -19,6 +19,12 @@ Why a class, and why it owns the run (measured with Ray 2.60):
   it was waiting for (from the Train controller's state and the cluster's free resources);
   Tune retries it under `--max-failures`.
 
+Local mode: a one-worker network trial runs its Train run in Ray Train's local mode (see
+`raydream.train.loop.uses_local_mode`): `trainer.fit()` runs the worker's loop in a thread of
+the trial's own process, which holds the worker's CPUs (and GPUs), and the loop hands each
+report to the trial itself. Stopping such a run ends its wait at the last report
+(`RunLink.end_run`); there is no controller to abort.
+
 Checkpoints: every epoch's Train checkpoint is copied into Tune's checkpoint (`save_checkpoint`)
 before the Train run is let go on to the next epoch, so Train's own retention (it keeps only
 its latest) never deletes a checkpoint Tune has not copied yet. A restarted trial (a retry, or
@@ -48,6 +54,7 @@ logger = logging.getLogger(__name__)
 RESTORED_CHECKPOINT = "restored_checkpoint"  # under the trial's directory: where a restarted run starts from
 STALL_FACTOR = 3  # the stall limit is at least this many times the trial's slowest epoch
 STOP_TIMEOUT_S = 90.0  # how long cleanup waits for a Train run to end or abort
+LOCAL_STOP_TIMEOUT_S = 5.0  # how long cleanup waits for a stopped local-mode loop to leave its report
 SCHEDULING_GRACE_S = 30.0  # past the stall limit, for a run placing its workers to end by itself
 _POLL_S = 1.0
 # Train controller states in which the run waits for its worker group's resources.
@@ -70,11 +77,14 @@ def new_run_name(trial_storage: str | Path) -> str:
 class TrainRun:
     """A Train run fitted in a thread of the trial, with the events its controller sends.
 
-    build(callbacks, run_name, resume_checkpoint) -> trainer; link: the trial's `RunLink` actor.
+    build(callbacks, run_name, resume_checkpoint) -> trainer; link: the trial's `RunLink` actor;
+    local: the run is in Ray Train's local mode (its loop runs in the thread).
     """
 
-    def __init__(self, build: Callable[[list, str, Any], Any], trial_storage: str, resume, link) -> None:
+    def __init__(self, build: Callable[[list, str, Any], Any], trial_storage: str, resume, link,
+                 local: bool = False) -> None:
         self.link = link
+        self.local = local
         self._number = ray.get(link.start_run.remote())
         self.run_name = new_run_name(trial_storage)
         self.controller = None
@@ -132,7 +142,10 @@ class TrainRun:
             ray.get(self.link.ack.remote(self._number))
 
     def _stall_reason(self, scheduling: bool = False) -> str:
-        if self.controller is None and not scheduling:
+        if self.local:
+            what = ("its training loop (Ray Train local mode, in the trial's process) was running; Ray Data may have "
+                    "been waiting for resources")
+        elif self.controller is None and not scheduling:
             what = "its Train controller never started"
         elif scheduling or self.state in _SCHEDULING_STATES or self.state is None:
             what = "its Train workers were waiting for their resources"
@@ -150,6 +163,12 @@ class TrainRun:
         """
         self._stopping = True
         deadline = time.monotonic() + STOP_TIMEOUT_S
+        if self.local and not finished:
+            # The loop waits at its last report, or is in an epoch and stops at the next one;
+            # a loop that never reports again ends with the trial's process.
+            ray.get(self.link.end_run.remote(self._number))
+            self._thread.join(timeout=LOCAL_STOP_TIMEOUT_S if wait else 0)
+            return
         self.ack()
         if finished and not wait:
             return
@@ -206,12 +225,13 @@ class TrainRunTrial(tune.Trainable):
         return True
 
     def _begin(self, config: dict) -> None:
-        from raydream.train.loop import build_trainer
+        from raydream.train.loop import build_trainer, runs_locally
         from raydream.train.tree_loop import build_lightgbm_trainer
 
         self._config = trial_config(self._space.resolve(config))  # typed here, once
         self._build = build_lightgbm_trainer if self._config.model == "lightgbm" else build_trainer
         setup = self._setup
+        self._local = runs_locally(setup, self._config.model)
         self._max_epochs = self._config.train.max_epochs
         # Train writes its checkpoints straight into the experiment's storage, under the
         # trial's directory name, so the checkpoints the trial reports outlive the session.
@@ -232,7 +252,7 @@ class TrainRunTrial(tune.Trainable):
             self._run = TrainRun(
                 lambda callbacks, run_name, resume: self._build(
                     self._config, self._setup, self._trial_storage, callbacks, run_name, resume),
-                self._trial_storage, self._resume, self._link,
+                self._trial_storage, self._resume, self._link, local=self._local,
             )
             if self._resume is not None:  # in the trial's stderr file: a retry, or --resume
                 logger.warning("raydream: Train run %s goes on from the trial's checkpoint of epoch %d",
@@ -295,11 +315,27 @@ def trainable(space, setup, cpus_per_trial: int):
     trains.
 
     Ray Train runs (networks, LightGBM): `TrainRunTrial`, a driver on a sliver of
-    DRIVER_RESOURCE whose Train workers reserve the CPUs. Random forest: one process holding
-    its `cpus_per_trial` CPUs itself (n_jobs threads). space: the search's space (anything with
+    DRIVER_RESOURCE whose Train workers reserve the CPUs; a run in local mode
+    (`raydream.train.loop.runs_locally`) has no workers, and its trial holds `cpus_per_trial`
+    CPUs and the worker's GPUs itself. Random forest: one process holding its
+    `cpus_per_trial` CPUs itself (n_jobs threads). space: the search's space (anything with
     `model` and `resolve(config)`, see `raydream.tuning.space`), passed to every trial.
     """
+    from ray.tune import PlacementGroupFactory
+
+    from raydream.train.loop import runs_locally
+
     if space.model == "random_forest":
         return tune.with_resources(tune.with_parameters(run_forest, setup=setup, space=space), {"CPU": cpus_per_trial})
-    return tune.with_resources(tune.with_parameters(TrainRunTrial, setup=setup, space=space),
-                               {DRIVER_RESOURCE: DRIVER_SHARE})
+    local = {"CPU": cpus_per_trial, **({"GPU": setup.gpus_per_worker} if setup.gpus_per_worker else {})}
+    driver = {DRIVER_RESOURCE: DRIVER_SHARE}
+
+    def resources(config: dict) -> PlacementGroupFactory:
+        return PlacementGroupFactory([local if runs_locally(setup, trial_config(space.resolve(config)).model)
+                                      else driver])
+
+    if all(runs_locally(setup, part.model) for part in space.parts):
+        return tune.with_resources(tune.with_parameters(TrainRunTrial, setup=setup, space=space), local)
+    if not any(runs_locally(setup, part.model) for part in space.parts):
+        return tune.with_resources(tune.with_parameters(TrainRunTrial, setup=setup, space=space), driver)
+    return tune.with_resources(tune.with_parameters(TrainRunTrial, setup=setup, space=space), resources)

@@ -203,11 +203,14 @@ class ResourcePlan:
     data_cpus_per_trial: float = 0.0
     waits_for_nodes: bool = False
 
-    def describe(self, train_run: bool = True) -> str:
+    def describe(self, train_run: bool = True, local: bool = False) -> str:
         """Two lines (a trial's resources; the cluster's and how many trials fit);
-        train_run=False for trials that hold their CPUs themselves (no Train run)."""
+        train_run=False for trials that hold their CPUs themselves (no Train run); local for
+        Train runs in Ray Train's local mode (their one worker's loop in the trial's process)."""
         gpus = f" + {self.gpus_per_trial:g} GPU" if self.gpus_per_trial else ""
-        if train_run:
+        if train_run and local:
+            holder = f"the trial's process, in Ray Train local mode ({self.data_cpus_per_trial:g} CPU for Ray Data reads)"
+        elif train_run:
             holder = (f"Train workers ({self.data_cpus_per_trial:g} of the CPUs for their Ray Data reads) + a "
                       f"driver on {DRIVER_SHARE} {DRIVER_RESOURCE}")
         else:

@@ -70,7 +70,7 @@ from raydream.results.table import (BASELINES_FILE, DEFAULT_METRIC, METRIC_LABEL
                               format_table, local_experiment, read_experiment, repeat_runs, summarize_repeats,
                               trial_states, with_baselines)
 from raydream.tuning.space import FAMILY, FamilySpace, SearchSpace, load_space
-from raydream.train.config import DEFAULT_STALL_TIMEOUT_S, DRIVER_RESOURCE, PRECISIONS, TrainConfig
+from raydream.train.config import DEFAULT_STALL_TIMEOUT_S, DRIVER_RESOURCE, PRECISIONS, TrainConfig, uses_local_mode
 from raydream.tuning.watch import SearchStallWatch
 
 DEFAULT_NUM_SAMPLES = 8
@@ -79,7 +79,7 @@ DEFAULT_GRACE_PERIOD = 2
 ENSEMBLE_SIZE = 3  # the summary also scores the mean prediction of the top checkpoints
 TRACKERS = ("mlflow", "wandb", "tensorboard")  # --log: Ray Tune's logger callbacks for these
 # Flags that --resume accepts; everything else is taken from the experiment's record.
-RESUME_FLAGS = {"resume", "space", "num_cpus", "address", "verbose", "stall_timeout"}
+RESUME_FLAGS = {"resume", "space", "num_cpus", "dashboard", "address", "verbose", "stall_timeout"}
 STALLED = 1  # exit status of a search stopped because none of its trials could start
 
 
@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "CPUs); gloo lets the workers of a trial share a GPU (--gpus-per-worker 0.5 "
                         "--num-workers 2), which NCCL refuses")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray instance (default: all)")
+    p.add_argument("--dashboard", action="store_true",
+                   help="start Ray's dashboard with the local Ray instance, to watch the search (default: only "
+                        "when trials start Train workers, whose clean-up uses it)")
     p.add_argument("--address", default=None,
                    help="join this running Ray cluster (default: $RAY_ADDRESS, as `ray job submit` sets it; "
                         "else start Ray on this machine)")
@@ -285,6 +288,9 @@ def _search(args: argparse.Namespace, given: set[str], callbacks: Sequence[Any] 
     if args.address and args.num_cpus is not None:
         raise ConfigError("--num-cpus sizes a Ray instance started here; a running cluster (--address or "
                           "$RAY_ADDRESS) has the CPUs its nodes declare")
+    if args.address and args.dashboard:
+        raise ConfigError("--dashboard starts the dashboard of a Ray instance started here; a running cluster "
+                          "(--address or $RAY_ADDRESS) has the dashboard its head was started with")
     if args.num_cpus is not None and args.num_cpus < 1:
         raise ConfigError(f"--num-cpus must be >= 1, got {args.num_cpus}")
     if args.stall_timeout is not None and not (math.isfinite(args.stall_timeout) and args.stall_timeout > 0):
@@ -495,7 +501,10 @@ def _run(search: Search, args: argparse.Namespace, resume: bool, callbacks: Sequ
         ray.init(
             num_cpus=args.num_cpus,
             resources={DRIVER_RESOURCE: 1000},
-            include_dashboard=True,  # to watch a search; trials do not depend on it (README: How trials ...)
+            # Train's clean-up of a run whose trial died asks the dashboard's State API; trials
+            # in local mode start no Train workers, and the dashboard's processes cost a search
+            # about 7 s on 2 cores (docs/benchmarks.md).
+            include_dashboard=args.dashboard or not local_mode_only(space, search.num_workers),
             **logs,
         )
     started = time.monotonic()
@@ -513,7 +522,8 @@ def _run(search: Search, args: argparse.Namespace, resume: bool, callbacks: Sequ
         data_node = None if storage.is_remote(search.data) else ray.get_runtime_context().get_node_id()
         setup = TrialSetup(search.data, experiment, search.num_workers, search.cpus_per_worker, gpus,
                            search.keep_checkpoints, search.stall_timeout, search.torch_backend, data_node,
-                           manifest=load_manifest(search.data))  # once, for every read of the trials
+                           manifest=load_manifest(search.data),  # once, for every read of the trials
+                           local_mode=True)  # one-worker network trials (`uses_local_mode`)
         _print_header(search, plan, resume)
         if space.model != "random_forest":  # a forest's trials read the splits in their own process
             setup = _read_once(setup, cluster, search.stall_timeout, args.verbose)
@@ -537,6 +547,13 @@ def _run(search: Search, args: argparse.Namespace, resume: bool, callbacks: Sequ
     if trackers is not None and trackers.tracking_uri:
         print(f"raydream: MLflow runs in {trackers.tracking_uri} (experiment {storage.name(experiment)})")
     return _finish(search, time.monotonic() - started, watch.reason, baselines), grid
+
+
+def local_mode_only(space: SearchSpace | FamilySpace, num_workers: int) -> bool:
+    """Whether every trial of a search trains in Ray Train's local mode (`uses_local_mode`):
+    none starts Train workers. A random forest's trials are single processes, and start none
+    either."""
+    return space.model == "random_forest" or all(uses_local_mode(part.model, num_workers) for part in space.parts)
 
 
 def _fit_baselines(data: str) -> dict[str, Any]:
@@ -628,7 +645,8 @@ def _print_header(search: Search, plan: ResourcePlan, resume: bool) -> None:
     print(f"raydream: {search.num_samples} trial(s) by {search.search_alg} search, up to {search.max_epochs} "
           f"epoch(s), ASHA grace {search.grace_period}, reduction {search.reduction_factor}"
           + ("" if search.metric == DEFAULT_METRIC else f", by {search.metric} ({search.mode})"))
-    for line in plan.describe(train_run=space.model != "random_forest").splitlines():
+    local = local_mode_only(space, search.num_workers)
+    for line in plan.describe(train_run=space.model != "random_forest", local=local).splitlines():
         print(f"raydream: {line}")
     if search.torch_backend:
         print(f"raydream: torch.distributed backend {search.torch_backend}")
