@@ -3,7 +3,8 @@
 Runs, one after the other on this machine:
 
 * the README's quick start (`python -m raydream.tune --space resnet`) and its `--smoke`
-  search, as a user runs them (each trial a Ray Train run reading Ray Datasets);
+  search, as a user runs them (each trial a Ray Train run, in local mode for these
+  one-worker trials, reading Ray Datasets);
 * the same configurations, each for the epochs it ran there, trained by a plain Ray Tune
   function trainable that runs the training loop in its own process over the splits held
   in memory as numpy arrays (Ray's simplest path: no Train run, no Ray Data, no checkpoint),
@@ -14,8 +15,8 @@ Runs, one after the other on this machine:
 For each it prints the command's wall time, the trials' span (first trial's start to last
 trial's last report, from Tune's results), the seconds spent in epochs (the loop's own
 `epoch_s`: training pass and validation), their share of the span (times the most trials that
-ran at once), the per-trial fixed cost (a trial's time outside its epochs: Train controller,
-worker group, data, checkpoints) and the data cost of the first and of the later epochs (the
+ran at once), the per-trial fixed cost (a trial's time outside its epochs: the Train run's
+start, model set-up, data, checkpoints) and the data cost of the first and of the later epochs (the
 loop's `data_s`: time its training pass waited for batches).
 
     python scripts/bench_overhead.py                   # quick start and smoke (~15 min on 2 cores)

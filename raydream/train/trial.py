@@ -20,10 +20,11 @@ Why a class, and why it owns the run (measured with Ray 2.60):
   Tune retries it under `--max-failures`.
 
 Local mode: a one-worker network trial runs its Train run in Ray Train's local mode (see
-`raydream.train.loop.uses_local_mode`): `trainer.fit()` runs the worker's loop in a thread of
-the trial's own process, which holds the worker's CPUs (and GPUs), and the loop hands each
-report to the trial itself. Stopping such a run ends its wait at the last report
-(`RunLink.end_run`); there is no controller to abort.
+`raydream.train.config.uses_local_mode`): `trainer.fit()` runs the worker's loop in a thread
+of the trial's own process, which holds the worker's CPUs (and GPUs), and the loop hands
+each report to the trial itself. Such a run waits at each report until Tune asks for the
+next epoch; stopping it ends that wait (`RunLink.end_run`), and the loop returns. There is no
+controller to abort.
 
 Checkpoints: every epoch's Train checkpoint is copied into Tune's checkpoint (`save_checkpoint`)
 before the Train run is let go on to the next epoch, so Train's own retention (it keeps only
@@ -280,7 +281,11 @@ class TrainRunTrial(tune.Trainable):
         if self._checkpoint is not None:
             self._checkpoint.to_directory(checkpoint_dir)
             self._checkpoint = None
-        if self._run is not None:
+        # A run with workers goes on to its next epoch now, and is aborted at once if Tune
+        # stops the trial. A run in local mode cannot be stopped inside an epoch: it goes on
+        # when Tune asks for the next one (`step`), so that a stopped trial trains no
+        # epoch beside the next trial in the same process.
+        if self._run is not None and not self._run.local:
             self._run.ack()
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
@@ -329,13 +334,11 @@ def trainable(space, setup, cpus_per_trial: int):
         return tune.with_resources(tune.with_parameters(run_forest, setup=setup, space=space), {"CPU": cpus_per_trial})
     local = {"CPU": cpus_per_trial, **({"GPU": setup.gpus_per_worker} if setup.gpus_per_worker else {})}
     driver = {DRIVER_RESOURCE: DRIVER_SHARE}
-
-    def resources(config: dict) -> PlacementGroupFactory:
-        return PlacementGroupFactory([local if runs_locally(setup, trial_config(space.resolve(config)).model)
-                                      else driver])
-
-    if all(runs_locally(setup, part.model) for part in space.parts):
-        return tune.with_resources(tune.with_parameters(TrainRunTrial, setup=setup, space=space), local)
-    if not any(runs_locally(setup, part.model) for part in space.parts):
-        return tune.with_resources(tune.with_parameters(TrainRunTrial, setup=setup, space=space), driver)
+    kinds = {runs_locally(setup, part.model) for part in space.parts}
+    if len(kinds) == 1:
+        resources = local if kinds == {True} else driver
+    else:  # a search across families: each trial as its drawn family trains
+        def resources(config: dict) -> PlacementGroupFactory:
+            return PlacementGroupFactory([local if runs_locally(setup, trial_config(space.resolve(config)).model)
+                                          else driver])
     return tune.with_resources(tune.with_parameters(TrainRunTrial, setup=setup, space=space), resources)
