@@ -15,8 +15,9 @@ sample:
 
 With Ray (skipped with --torch-only), through `python -m raydream.tune` as a user runs it:
 
-* a search whose Train worker is killed (SIGKILL) mid-epoch: Tune retries the trial from
-  its checkpoint, on the GPU;
+* a search whose trial's training process is killed (SIGKILL) mid-epoch (a one-worker trial
+  trains in its own process, Ray Train's local mode, holding the GPU): Tune retries the
+  trial from its checkpoint, on the GPU;
 * the same search stopped with Ctrl-C during its second trial, then `--resume`d to the end;
 * two Train workers in one trial sharing the one GPU (`--torch-backend gloo`: NCCL refuses
   two ranks on one device);
@@ -290,10 +291,15 @@ def wait_until(condition: Callable[[], bool], proc: subprocess.Popen, what: str,
         time.sleep(0.2)
 
 
-def kill_train_workers(session: int) -> int:
-    """SIGKILL the Ray Train worker processes of a process session, found by the title Ray
-    gives an actor's process; how many there were."""
-    pids = [pid for pid in _process_ids() if b"RayTrainWorker" in _title(pid) and _session(pid) == session]
+# The titles Ray gives the processes that train: a Train worker, or a trial's own process
+# (Tune's `with_resources` trainable), which trains in Ray Train's local mode.
+TRAINING_PROCESSES = (b"ray::RayTrainWorker", b"ray::ResourceTrainable")
+
+
+def kill_trainers(session: int) -> int:
+    """SIGKILL the processes that train in a process session, found by the title Ray gives an
+    actor's process; how many there were."""
+    pids = [pid for pid in _process_ids() if _title(pid).startswith(TRAINING_PROCESSES) and _session(pid) == session]
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     return len(pids)
@@ -339,8 +345,8 @@ def gpu_flags(device: torch.device, gpus: str = "1") -> list[str]:
 
 
 def fault_and_resume_rows(tmp: Path, data: Path, device: torch.device) -> list[Row]:
-    """One search of two trials, 3 epochs each, one at a time on the GPU: the first trial's
-    Train worker is killed after its first report (mid-way through epoch 2), and the search
+    """One search of two trials, 3 epochs each, one at a time on the GPU: the process that
+    trains the first trial is killed after its first report (mid-way through epoch 2), and the search
     is stopped with Ctrl-C once the second trial has reported; then it is resumed."""
     space = tmp / "gpu_legnet.yaml"
     space.write_text(GPU_SPACE)
@@ -355,18 +361,18 @@ def fault_and_resume_rows(tmp: Path, data: Path, device: torch.device) -> list[R
             return sorted(experiment.glob("TrainRunTrial_*"))
 
         wait_until(lambda: bool(trials()) and bool(reported_epochs(trials()[0])), proc, "first report", 300)
-        killed = kill_train_workers(proc.pid)
+        killed = kill_trainers(proc.pid)
         if not killed:
-            raise AssertionError("no process titled ray::RayTrainWorker in the search's session (does this kernel "
-                                 "show process titles in /proc/PID/cmdline?)")
+            raise AssertionError("no process titled ray::ResourceTrainable or ray::RayTrainWorker in the search's "
+                                 "session (does this kernel show process titles in /proc/PID/cmdline?)")
         wait_until(lambda: len(trials()) == 2 and bool(reported_epochs(trials()[1])), proc,
                    "report of the second trial", 300)
         first = trials()[0]
         went_on = "goes on from the trial's checkpoint" in (first / "stderr").read_text()
         epochs = reported_epochs(first)
-        ok = killed == 1 and went_on and epochs[-1] == 3 and epochs.count(1) == 1 and (first / "train-2").is_dir()
-        rows.append(Row("Train worker killed mid-epoch, retried from its checkpoint", ok,
-                        f"killed {killed} worker(s); epochs reported {epochs}; second Train run went on from the "
+        ok = killed == 1 and went_on and epochs[-1] == 3 and epochs.count(1) == 1
+        rows.append(Row("trial's training process killed mid-epoch, retried from its checkpoint", ok,
+                        f"killed {killed} process(es); epochs reported {epochs}; second Train run went on from the "
                         f"checkpoint: {went_on}", time.perf_counter() - started))
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
@@ -505,7 +511,7 @@ def run_ray_rows(device: torch.device, samples: dict, steps: int, goal: float, s
         try:
             rows += fault_and_resume_rows(tmp, data, device)
         except Exception as err:  # reported as a row, like the others
-            rows.append(Row("Train worker killed, then --resume", False, f"{type(err).__name__}: {err}", 0.0))
+            rows.append(Row("training process killed, then --resume", False, f"{type(err).__name__}: {err}", 0.0))
         rows.append(timed("two Train workers on one GPU (gloo)", lambda: two_workers_row(tmp, data, device)))
         plain = plain_rate(samples, device, steps)
         rows.append(timed(f"legnet batch {THROUGHPUT_BATCH} bf16: Ray Train loop vs plain loop",

@@ -60,6 +60,13 @@ def test_one_worker_network_trials_hold_their_resources_and_other_trials_leave_t
         param_space = {**build_param_space(space, {}), "family": family}
         config = next(generate_variants(param_space))[1]  # as Tune draws one
         assert request(space, setup, config) == expected
+    # Ray's dashboard starts (for Train's clean-up of a dead trial's workers) only when some
+    # trial starts Train workers, unless asked for with --dashboard
+    from raydream.tuning.tuner import local_mode_only
+
+    assert local_mode_only(load_space("resnet"), 1) and local_mode_only(load_space("random_forest"), 1)
+    assert not local_mode_only(load_space("resnet"), 2) and not local_mode_only(load_space("lightgbm"), 1)
+    assert not local_mode_only(space, 1)  # the families above: LightGBM's trials start Train workers
     local = plan_resources({"CPU": 2}, 1, 1).describe(local=True)
     assert "2 CPU for the trial's process, in Ray Train local mode (1 CPU for Ray Data reads)" in local
 
@@ -194,6 +201,8 @@ def test_cli_errors_are_one_line_before_ray_starts(tmp_path, capsys):
     assert "--time-budget must be a number of seconds > 0, got -5" in capsys.readouterr().err
     assert run_cli(main, ["--address", "127.0.0.1:6379", "--num-cpus", "2"]) == 2
     assert "--num-cpus sizes a Ray instance started here" in capsys.readouterr().err
+    assert run_cli(main, ["--address", "127.0.0.1:6379", "--dashboard"]) == 2
+    assert "--dashboard starts the dashboard of a Ray instance started here" in capsys.readouterr().err
     assert run_cli(main, ["--keep-checkpoints", "0"]) == 2
     assert "--keep-checkpoints must be >= 1" in capsys.readouterr().err
     # trial-shape and number flags, all before Ray starts or any data is read

@@ -11,9 +11,13 @@ continue an interrupted search with `Tuner.restore`.
 
 How trials are given resources, and why (measured with Ray 2.60 on 2 cores):
 
-* The trial driver only waits on its Train run, so it holds no CPU: it asks for a sliver of a
-  custom resource, `TRIAL_DRIVER`, that `ray.init` creates (a cluster's head declares it).
-* Everything else a trial uses is reserved by its Train run's workers, in one placement
+* A one-worker network trial trains in its own process (Ray Train's local mode, see
+  `raydream.train.config.uses_local_mode`), and holds its worker's CPUs and GPUs itself: a
+  Train run with worker actors costs about 7 s a trial to start.
+* A data-parallel trial's driver (several workers, or LightGBM) only waits on its Train run,
+  so it holds no CPU: it asks for a sliver of a custom resource, `TRIAL_DRIVER`, that
+  `ray.init` creates (a cluster's head declares it).
+* Everything else such a trial uses is reserved by its Train run's workers, in one placement
   group, before it starts: their own CPUs (and GPUs) plus a CPU each for the Ray Data tasks
   that read their data, which ask Ray for no CPU of their own. No read task waits for a CPU
   outside the trial's reservation, so neither a busy cluster nor a second search on it can
