@@ -17,7 +17,10 @@ trial's last report, from Tune's results), the seconds spent in epochs (the loop
 `epoch_s`: training pass and validation), their share of the span (times the most trials that
 ran at once), the per-trial fixed cost (a trial's time outside its epochs: the Train run's
 start, model set-up, data, checkpoints) and the data cost of the first and of the later epochs (the
-loop's `data_s`: time its training pass waited for batches).
+loop's `data_s`: time its training pass waited for batches), and the phases of each search's
+wall time, from when its console showed each phase's last line: starting (imports, checks,
+Ray), reading the data once, reaching the first trial's start (the Tuner, the trial's
+process), the trials, and what follows them (table, test scores, Ray's shutdown).
 
     python scripts/bench_overhead.py                   # quick start and smoke (~15 min on 2 cores)
     python scripts/bench_overhead.py --only smoke      # smoke only (~3 min)
@@ -32,6 +35,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,23 +49,57 @@ SEARCHES = {"quick start": [], "smoke": ["--smoke"]}
 SMOKE = {"smoke": ["--smoke", "--num-samples", "1", "--max-epochs", "1"]}
 
 
+# Lines of a search's console that end each phase of its wall time: (phase, pattern, whether
+# the phase ends at the pattern's last line rather than its first).
+PHASES = [
+    ("start: imports, checks, Ray (s)", re.compile(r"^raydream: (experiment|resuming) "), False),
+    ("data read once (s)", re.compile(r"read once into Ray's object store"), False),
+    ("to the first trial's start (s)", re.compile(r"^raydream: trial \w+ started"), False),
+    ("trials, to the last one's end (s)", re.compile(r"^raydream: trial \w+ (completed|stopped|failed)"), True),
+]
+
+
+def phases(marks: dict[str, float], wall: float) -> dict[str, float]:
+    """Seconds of each phase of a search (PHASES), from when the console showed the line that
+    ends it (`marks`, seconds since the command started), and what followed the trials: the
+    table, the test scores and Ray's shutdown. NaN for a phase whose line never came (another
+    version's console, or the plain trainable)."""
+    out, previous = {}, 0.0
+    for name, _, _ in PHASES:
+        if name in marks:
+            out[name], previous = marks[name] - previous, marks[name]
+        else:
+            out[name] = math.nan
+    last = PHASES[-1][0]
+    out["table, test scores, shutdown (s)"] = wall - marks[last] if last in marks else math.nan
+    return out
+
+
 def run_search(label: str, extra: list[str], work: Path, checkout: Path | None) -> dict[str, Any]:
     """Run `python -m raydream.tune --space resnet EXTRA` (from `checkout`, or this one) and
-    return its wall time and experiment directory."""
+    return its wall time, experiment directory and phases (`phases`)."""
     storage = work / f"{label.replace(' ', '_')}-{'other' if checkout else 'this'}"
     env = dict(os.environ)
     if checkout is not None:
         env["PYTHONPATH"] = f"{checkout}{os.pathsep}{env.get('PYTHONPATH', '')}"
     log = storage.with_suffix(".log")
+    marks: dict[str, float] = {}
     started = time.perf_counter()
     with open(log, "w") as out:
-        code = subprocess.call([sys.executable, "-m", "raydream.tune", "--space", "resnet", *extra,
-                                "--storage-path", str(storage), "--name", "search"], stdout=out,
-                               stderr=subprocess.STDOUT, env=env, cwd=work)
+        proc = subprocess.Popen([sys.executable, "-m", "raydream.tune", "--space", "resnet", *extra,
+                                 "--storage-path", str(storage), "--name", "search"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env, cwd=work)
+        for line in proc.stdout:
+            seen = time.perf_counter() - started
+            out.write(line)
+            for name, pattern, last in PHASES:
+                if pattern.search(line) and (last or name not in marks):
+                    marks[name] = seen
+        code = proc.wait()
     wall = time.perf_counter() - started
     if code != 0:
         sys.exit(f"bench_overhead: the {label} search exited with {code}; see {log}")
-    return {"wall": wall, "experiment": storage / "search"}
+    return {"wall": wall, "experiment": storage / "search", "phases": phases(marks, wall)}
 
 
 def trial_results(experiment: Path) -> list[list[dict]]:
@@ -86,8 +124,9 @@ def most_at_once(spans: list[tuple[float, float]]) -> int:
     return max(best, 1)
 
 
-def breakdown(trials: list[list[dict]], wall: float) -> dict[str, float]:
-    """The figures printed for one run (see the module docstring)."""
+def breakdown(trials: list[list[dict]], wall: float, phased: dict[str, float] | None = None) -> dict[str, float]:
+    """The figures printed for one run (see the module docstring), with its phases
+    (`phases`) when its console was read."""
     spans = [(r[-1]["timestamp"] - r[-1]["time_total_s"], r[-1]["timestamp"]) for r in trials]
     span = max(e for _, e in spans) - min(s for s, _ in spans)
     epochs = sum(x["epoch_s"] for r in trials for x in r)
@@ -101,7 +140,8 @@ def breakdown(trials: list[list[dict]], wall: float) -> dict[str, float]:
             "trials' span (s)": span, "in epochs (s)": epochs,
             "epochs' share of span": epochs / (span * most_at_once(spans)),
             "fixed cost per trial (s)": float(np.mean(fixed)),
-            "data, first epoch (s)": mean_data(True), "data, later epochs (s)": mean_data(False)}
+            "data, first epoch (s)": mean_data(True), "data, later epochs (s)": mean_data(False),
+            **(phased or phases({}, wall))}
 
 
 def plain_trainable(config: dict, runs=None, splits=None, space=None) -> None:
@@ -235,10 +275,11 @@ def main() -> None:
                 continue
             columns = {}
             ours = run_search(label, extra, work, None)
-            columns["raydream"] = breakdown(trial_results(ours["experiment"]), ours["wall"])
+            columns["raydream"] = breakdown(trial_results(ours["experiment"]), ours["wall"], ours["phases"])
             if args.compare:
                 other = run_search(label, extra, work, args.compare.resolve())
-                columns[f"{args.compare.name}"] = breakdown(trial_results(other["experiment"]), other["wall"])
+                columns[f"{args.compare.name}"] = breakdown(trial_results(other["experiment"]), other["wall"],
+                                                            other["phases"])
             plain = run_plain(label, ours["experiment"], work)
             columns["plain Tune"] = breakdown(trial_results(plain["experiment"]), plain["wall"])
             print(f"\n{label} (`python -m raydream.tune --space resnet {' '.join(extra)}`); plain Tune: the same "
