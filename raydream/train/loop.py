@@ -549,8 +549,9 @@ def trainer_arguments(
     (train split between workers, val read whole and in order by each), and a run config
     (storage_path/run_name). Each worker holds `cpus_per_worker` CPUs for its own threads plus
     DATA_CPUS_PER_WORKER for the reads of its data; in local mode (`local`, see
-    `runs_locally`) the trial holds them and no worker is started. The run keeps only its latest checkpoint:
-    each one is handed to Tune, which keeps the trial's best (see `raydream.train.trial`)."""
+    `runs_locally`) the trial holds them and no worker is started. The run keeps only its
+    latest checkpoint: each one is handed to Tune, which keeps the trial's best (see
+    `raydream.train.trial`)."""
     if setup.datasets is not None:
         # Read once: the workers cut the splits to train_rows / val_rows (`first_rows`).
         train, val = (setup.datasets[split] for split in SPLITS_READ)
