@@ -69,3 +69,24 @@ def test_a_run_ended_by_its_trial_stops_waiting_for_an_acknowledgement_and_is_he
     link.end_run(run)
     link.ack(later)
     assert link.wait_for_ack(later)
+
+
+def test_a_local_mode_run_goes_on_only_when_tune_asks_for_the_next_epoch(tmp_path):
+    # A run with workers goes on once its checkpoint is copied (an abort stops it at once); a
+    # run in local mode cannot be stopped inside an epoch, so copying its checkpoint does not
+    # let it go on: a trial that ASHA stops next would train an epoch beside the next trial.
+    from types import SimpleNamespace
+
+    from raydream.train.trial import TrainRunTrial
+
+    class Run:
+        def __init__(self, local):
+            self.local, self.acked = local, False
+
+        def ack(self):
+            self.acked = True
+
+    for local in (True, False):
+        trial = SimpleNamespace(_checkpoint=None, _run=Run(local))
+        TrainRunTrial.save_checkpoint(trial, str(tmp_path))
+        assert trial._run.acked is not local
