@@ -90,3 +90,55 @@ def test_a_local_mode_run_goes_on_only_when_tune_asks_for_the_next_epoch(tmp_pat
         trial = SimpleNamespace(_checkpoint=None, _run=Run(local))
         TrainRunTrial.save_checkpoint(trial, str(tmp_path))
         assert trial._run.acked is not local
+
+
+def test_a_runs_stall_limit_counts_from_when_its_workers_are_placed(monkeypatch):
+    # A retried trial may wait most of its limit for its workers' resources; its first epoch
+    # then gets the whole limit, and a run that goes silent once placed still stalls.
+    import queue
+    import time
+
+    import pytest
+
+    from raydream.train import trial as trial_module
+
+    class Method:
+        def __init__(self, fn):
+            self.remote = fn
+
+    class Link:  # RunLink's calls as the trial makes them, answered in-process
+        def __init__(self):
+            self.events = queue.Queue()
+            self.next_event = Method(self._next)
+            self.pending = Method(lambda number: not self.events.empty())
+            self.ack = Method(lambda number: None)
+
+        def _next(self, number, timeout):
+            try:
+                return self.events.get(timeout=timeout)
+            except queue.Empty:
+                return None
+
+    monkeypatch.setattr(trial_module.ray, "get", lambda value, **kwargs: value)
+    monkeypatch.setattr(trial_module, "_POLL_S", 0.05)
+    monkeypatch.setattr(trial_module, "SCHEDULING_GRACE_S", 0.0)
+    fitting = threading.Event()  # the run's fit() thread, alive until the test ends
+    run = trial_module.TrainRun.__new__(trial_module.TrainRun)
+    link = Link()
+    run.link, run.local, run._number, run.controller, run.state, run.error = link, False, 1, "controller", None, None
+    run._unacked = run._stopping = False
+    run._thread = threading.Thread(target=fitting.wait, daemon=True)
+    run._thread.start()
+    try:
+        link.events.put(("state", "SchedulingState"))
+        threading.Timer(0.6, link.events.put, args=(("state", "RunningState"),)).start()
+        threading.Timer(1.2, link.events.put, args=(("report", {"epoch": 1}, None),)).start()
+        started = time.monotonic()
+        assert run.next_report(0.8) == ({"epoch": 1}, None)  # 1.2 s after it began waiting
+        assert time.monotonic() - started >= 1.1 and run.state == "RunningState"
+        started = time.monotonic()
+        with pytest.raises(trial_module.TrialStalled, match="its Train workers were running"):
+            run.next_report(0.5)
+        assert 0.5 <= time.monotonic() - started < 1.5
+    finally:
+        fitting.set()

@@ -14,7 +14,8 @@ Why a class, and why it owns the run (measured with Ray 2.60):
   Train controller, which removes the workers and their placement group. Nothing depends on
   the State API.
 * Every wait is bounded. `step()` waits for the Train run's next epoch for at most the
-  stall limit (`--stall-timeout`, or three times the slowest epoch so far if that is longer).
+  stall limit (`--stall-timeout`, or three times the slowest epoch so far if that is longer),
+  counted from when the run's workers are placed, if the run had to wait for them.
   A run that stays silent longer is aborted and the trial fails with one line that says what
   it was waiting for (from the Train controller's state and the cluster's free resources);
   Tune retries it under `--max-failures`.
@@ -131,6 +132,10 @@ class TrainRun:
             if event[0] == "controller":
                 self.controller = event[1]
             elif event[0] == "state":
+                if self.state in _SCHEDULING_STATES + (None,) and event[1] not in _SCHEDULING_STATES:
+                    # Its workers are placed: the limit counts from here, not from the wait
+                    # for them (which Train bounds by the same limit).
+                    deadline = time.monotonic() + limit_s
                 self.state = event[1]
             else:
                 self._unacked = True
