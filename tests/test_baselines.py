@@ -55,3 +55,34 @@ def test_no_record_is_none_and_a_damaged_one_names_its_file(tmp_path):
     (tmp_path / BASELINES_FILE).write_text('{"fit_rows": ')
     with pytest.raises(DataError, match="not valid JSON"):
         read_baselines(tmp_path)
+
+
+def test_a_search_of_the_same_data_reads_the_baselines_fitted_before(record, monkeypatch, tmp_path):
+    from raydream.data.prepare import load_manifest
+    from raydream.train import baselines
+
+    data = resolve_dataset(None)  # prepared into the suite's cache; the baselines go to a new one
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RAYDREAM_CACHE", str(cache))
+
+    fits = []
+
+    def counted(data_dir, max_rows=baselines.MAX_ROWS):
+        fits.append(max_rows)
+        return record if max_rows == baselines.MAX_ROWS else fit_baselines(data_dir, max_rows)
+
+    monkeypatch.setattr(baselines, "fit_baselines", counted)
+    assert baselines.stored_baselines(data) == json.loads(json.dumps(record)) and fits == [baselines.MAX_ROWS]
+    assert baselines.stored_baselines(data) == json.loads(json.dumps(record)) and len(fits) == 1  # read back
+    assert len(list((cache / "baselines").glob("*.json"))) == 1
+    assert baselines.stored_baselines(data, max_rows=1000)["fit_rows"] == 1000 and fits == [baselines.MAX_ROWS, 1000]
+    # Other shard contents, or no checksums to tell (an older manifest): another fit.
+    manifest = load_manifest(data)
+    key = baselines.baselines_key(manifest, baselines.MAX_ROWS)
+    changed = json.loads(json.dumps(manifest))
+    changed["checksums"]["train/part-00000.parquet"]["sha256"] = "0" * 64
+    assert baselines.baselines_key(changed, baselines.MAX_ROWS) not in (key, None)
+    assert baselines.baselines_key({**manifest, "checksums": {}}, baselines.MAX_ROWS) is None
+    # A damaged record is fitted again and replaced.
+    (cache / "baselines" / f"{key}.json").write_text("{not json")
+    assert baselines.stored_baselines(data)["fit_rows"] == 5099 and fits.count(baselines.MAX_ROWS) == 2

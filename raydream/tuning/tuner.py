@@ -561,9 +561,9 @@ def local_mode_only(space: SearchSpace | FamilySpace, num_workers: int) -> bool:
 
 
 def _fit_baselines(data: str) -> dict[str, Any]:
-    from raydream.train.baselines import fit_baselines
+    from raydream.train.baselines import stored_baselines
 
-    return fit_baselines(data)
+    return stored_baselines(data)
 
 
 def _train_env(stall_timeout: float) -> dict[str, str]:
