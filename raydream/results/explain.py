@@ -310,6 +310,24 @@ class Motif:
         return "".join(BASES[j] for j in self.ppm.argmax(axis=0))
 
 
+def _stop_tqdm_monitor() -> None:
+    """End tqdm's monitor thread (the first progress bar in a process starts it) and start no
+    other. TF-MoDISco compiles its numba kernels ahead, in forked children and into numba's
+    on-disk cache (so that later runs load them), only when no other thread is running; with
+    the monitor alive it compiled them one by one in this process: about 23 s of a 48 s test
+    on 2 cores."""
+    import threading
+
+    from tqdm import tqdm
+    from tqdm._monitor import TMonitor
+
+    tqdm.monitor_interval = 0  # its subclasses (tqdm.auto's among them) read it from here
+    for thread in threading.enumerate():
+        if isinstance(thread, TMonitor):
+            thread.exit()
+            thread.tqdm_cls.monitor = None
+
+
 def motifs(attr: Attributions, model: TrainedModel | None = None):
     """Motifs of the attributions, named by the known motifs they match: (seqlets, table,
     motifs); with the model that was explained, each motif's `marginal_effects` too.
@@ -336,6 +354,7 @@ def motifs(attr: Attributions, model: TrainedModel | None = None):
     pad = ((0, 0), (0, 0), (MODISCO_PAD, MODISCO_PAD))
     one_hot = np.pad(w.x.numpy(), pad).transpose(0, 2, 1).astype(np.float32)
     hypothetical = np.pad(attr.hypothetical, pad).transpose(0, 2, 1).astype(np.float32)
+    _stop_tqdm_monitor()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its numerical notes on small or signal-free inputs
         positive, negative = TFMoDISco(one_hot, hypothetical, **{"verbose": False, **MODISCO_SETTINGS})
