@@ -4,7 +4,7 @@ or acknowledgements."""
 
 import threading
 
-from raydream.train.run_link import RunLink
+from raydream.train.channel import RunLink
 
 
 def test_events_and_acks_belong_to_one_run():

@@ -1,16 +1,15 @@
 """The channel between a Tune trial and its Train run: the run's controller, or, for a run
 in Ray Train's local mode, the training loop in the trial's own process.
 
-Kept apart from `raydream.train.trial` so that what the Train controller and the link actor
-import is small: each Train run starts a controller process, and on 2 cores every import
-there is time a trial does not train.
+Kept apart from `raydream.train.trial` so that what the Train controller imports is small:
+each Train run starts a controller process, and on 2 cores every import there is time a
+trial does not train. The callbacks here talk to the trial's `raydream.train.channel.RunLink`
+actor.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections import deque
 from typing import Any
 
 import ray
@@ -18,74 +17,6 @@ from ray.train.v2._internal.execution.callback import ControllerCallback
 from ray.train.v2.api.callback import UserCallback
 
 logger = logging.getLogger(__name__)
-
-
-class RunLink:
-    """The one channel between a trial and its Train runs (a small threaded actor, started once
-    per trial actor and kept for the next trials Tune gives that actor): events from the run
-    (its controller's handle and states, each report) and the trial's acknowledgement of each
-    report.
-
-    Each Train run has a number (`start_run`); what an earlier run still sends is dropped, and
-    its wait for an acknowledgement ends, so an aborted run never takes a later run's events
-    or acknowledgements. `end_run` ends the current run's wait without a next run.
-    """
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._run = 0
-        self._events: deque = deque()
-        self._acked = False
-
-    def start_run(self) -> int:
-        """A new Train run: the number its callbacks send with."""
-        with self._changed:
-            self._run += 1
-            self._events.clear()
-            self._acked = False
-            self._changed.notify_all()
-            return self._run
-
-    def send(self, run: int, event: tuple) -> None:
-        with self._changed:
-            if run == self._run:
-                self._events.append(event)
-                self._changed.notify_all()
-
-    def next_event(self, run: int, timeout_s: float) -> tuple | None:
-        with self._changed:
-            self._changed.wait_for(lambda: self._events or run != self._run, timeout=timeout_s)
-            return self._events.popleft() if run == self._run and self._events else None
-
-    def pending(self, run: int) -> bool:
-        with self._changed:
-            return run == self._run and bool(self._events)
-
-    def ack(self, run: int) -> None:
-        with self._changed:
-            if run == self._run:
-                self._acked = True
-                self._changed.notify_all()
-
-    def end_run(self, run: int) -> None:
-        """The trial stopped `run`: its wait for an acknowledgement ends, and what it still
-        sends is dropped."""
-        with self._changed:
-            if run == self._run:
-                self._run += 1
-                self._events.clear()
-                self._acked = False
-                self._changed.notify_all()
-
-    def wait_for_ack(self, run: int) -> bool:
-        """Wait until the trial acknowledges the last report of `run`: True, or False when
-        the run was ended (`end_run`) or a later one started instead."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._acked or run != self._run)
-            if run == self._run:
-                self._acked = False
-                return True
-            return False
 
 
 class RunEnded(Exception):

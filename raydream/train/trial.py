@@ -49,7 +49,8 @@ from ray import tune
 from ray.tune.result import DONE, SHOULD_CHECKPOINT
 from raydream.core import storage
 from raydream.train.config import DRIVER_RESOURCE, DRIVER_SHARE, trial_config
-from raydream.train.run_link import ControllerLink, ForwardReports, RunLink
+from raydream.train.channel import RunLink
+from raydream.train.run_link import ControllerLink, ForwardReports
 
 logger = logging.getLogger(__name__)
 
