@@ -318,8 +318,11 @@ def _stop_tqdm_monitor() -> None:
     on 2 cores."""
     import threading
 
-    from tqdm import tqdm
-    from tqdm._monitor import TMonitor
+    try:
+        from tqdm import tqdm
+        from tqdm._monitor import TMonitor
+    except ImportError:  # no tqdm, or one laid out otherwise: no monitor to end
+        return
 
     tqdm.monitor_interval = 0  # its subclasses (tqdm.auto's among them) read it from here
     for thread in threading.enumerate():
