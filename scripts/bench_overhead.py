@@ -222,7 +222,7 @@ def run_plain(label: str, experiment: Path, work: Path) -> dict[str, Any]:
                          table.column("expression").to_numpy())
     storage = work / f"{label.replace(' ', '_')}-plain"
     started = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:
         tuner = tune.Tuner(
             tune.with_resources(tune.with_parameters(plain_trainable, runs=runs, splits=splits, space=search.space),

@@ -61,7 +61,7 @@ def main() -> None:
             return table.num_rows
 
         arrow_s, n = timed(arrow_read)
-        ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="ERROR")
+        ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, logging_level="ERROR")
         try:
             ray.data.DataContext.get_current().enable_progress_bars = False
 

@@ -103,7 +103,7 @@ def start_ray(runs: int = 1) -> None:
     import ray
     import ray.data
 
-    ray.init(num_cpus=2, include_dashboard=runs > 1, logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=runs > 1, logging_level="ERROR", log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 

@@ -417,7 +417,7 @@ def ray_loop_row(tmp: Path, data: Path, plain: float, device: torch.device, goal
 
     _, tcfg = legnet_throughput_config()
     gpus = 1 if device.type == "cuda" else 0
-    ray.init(num_cpus=4, num_gpus=gpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", num_cpus=4, num_gpus=gpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:  # LegNet at its defaults
         reports = train_reports(data, tcfg, tmp / "runs", model="legnet", cpus_per_worker=2, gpus_per_worker=gpus)
     finally:

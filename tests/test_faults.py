@@ -35,7 +35,7 @@ from raydream.results.table import read_trial
 
 from test_tune import _epochs, _wait_for, kill_group, run_tune
 
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(480),
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("searches"), pytest.mark.timeout(480),
               pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes in /proc (Linux)")]
 
 # Seconds any one command may take: the non-Ray tools load a model or read a table (a few

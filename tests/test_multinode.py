@@ -29,7 +29,7 @@ from raydream.tuning.tuner import require_driver_resource
 
 from test_tune import LIGHTGBM_SPACE, _epochs, _wait_for, kill_group, run_tune
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("searches")]
 
 # The winner's family, small: its soft-classification loss and flag channels, and a choice
 # among lists of widths (which goes through Optuna as JSON text).

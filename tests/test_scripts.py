@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+# The searches' group (see pyproject.toml): most of these scripts start Ray, and the two ALONE
+# run whole searches.
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("searches")]
+
 SCRIPTS = sorted((Path(__file__).resolve().parents[1] / "scripts").glob("*.py"))
 # Run on their own: each runs whole searches, which beside the other scripts slowed them all
 # (the overhead benchmark added ~70 s to the suite run side by side, ~45 s alone).

@@ -21,7 +21,7 @@ import pytest
 
 from test_tune import TINY_SPACE, kill_group
 
-pytestmark = [pytest.mark.ray]
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("searches")]
 
 SEARCH_TIMEOUT = 300
 TINY_TREES = """
@@ -143,3 +143,17 @@ def test_a_trial_that_cannot_get_its_resources_fails_in_one_line_and_is_retried(
     assert "Traceback" not in out
     table = pd.read_csv(tmp_path / "results" / "held" / "ranked_trials.csv")
     assert table["status"].tolist() == ["completed"] and table["failures"].tolist() == [1]
+
+
+@pytest.mark.timeout(120)
+def test_a_search_without_an_address_starts_its_own_ray_instance_beside_a_running_cluster(cluster):
+    # A cluster started on this machine (as `ray start --head` starts one) leaves its address
+    # where `ray.init()` without an address looks first, and a search beside it (no --address)
+    # was refused its CPU count by ray.init ("When connecting to an existing cluster, num_cpus
+    # and num_gpus must not be provided").
+    code = ("import ray\nfrom raydream.tuning.tuner import start_ray\nstart_ray(None, 1, False, logging_level='ERROR')\n"
+            "print(ray.get_runtime_context().gcs_address, ray.cluster_resources())\nray.shutdown()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr[-3000:]
+    address, resources = done.stdout.split(" ", 1)
+    assert address != cluster.address and "'CPU': 1.0" in resources and "'TRIAL_DRIVER': 1000.0" in resources

@@ -40,6 +40,7 @@ import json
 import logging
 import math
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -122,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start Ray's dashboard with the local Ray instance, to watch the search (default: only "
                         "when trials start Train workers, whose clean-up uses it)")
     p.add_argument("--address", default=None,
-                   help="join this running Ray cluster (default: $RAY_ADDRESS, as `ray job submit` sets it; "
-                        "else start Ray on this machine)")
+                   help="join this running Ray cluster ('auto': the one `ray start` started on this machine; "
+                        "default: $RAY_ADDRESS, as `ray job submit` sets it; else start a Ray instance of the "
+                        "search's own on this machine, even where `ray start` has started one)")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="run at most N trials at once (default: as many as the cluster fits)")
     p.add_argument("--time-budget", type=float, default=None,
@@ -288,6 +290,7 @@ def _search(args: argparse.Namespace, given: set[str], callbacks: Sequence[Any] 
         # hint into Ray's session directory even at verbosity 0; the older one prints nothing
         # at 0, and the watch says each trial event in one line.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    given_address = args.address
     args.address = args.address or os.environ.get("RAY_ADDRESS") or None
     if args.address and args.num_cpus is not None:
         raise ConfigError("--num-cpus sizes a Ray instance started here; a running cluster (--address or "
@@ -299,6 +302,8 @@ def _search(args: argparse.Namespace, given: set[str], callbacks: Sequence[Any] 
         raise ConfigError(f"--num-cpus must be >= 1, got {args.num_cpus}")
     if args.stall_timeout is not None and not (math.isfinite(args.stall_timeout) and args.stall_timeout > 0):
         raise ConfigError(f"--stall-timeout must be a number of seconds > 0, got {args.stall_timeout:g}")
+    if args.address:
+        check_cluster_address(args.address, "--address" if given_address else "$RAY_ADDRESS")
     if args.resume:
         search = _recorded_search(args, given)
     else:
@@ -496,21 +501,10 @@ def _run(search: Search, args: argparse.Namespace, resume: bool, callbacks: Sequ
     # Ray's own warnings at -v (at the default verbosity raydream says what went wrong)
     logs = {"log_to_driver": args.verbose >= 2, "logging_level": logging.INFO if args.verbose else logging.ERROR,
             "runtime_env": {"env_vars": _train_env(search.stall_timeout)}}
-    if args.address:
-        ray.init(address=args.address, **logs)
-    else:
-        # A Train run watches for nodes being drained (spot preemption) with an actor of its
-        # own; the machine a local instance runs on is not preempted node by node.
-        os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
-        ray.init(
-            num_cpus=args.num_cpus,
-            resources={DRIVER_RESOURCE: 1000},
-            # Train's clean-up of a run whose trial died asks the dashboard's State API; trials
-            # in local mode start no Train workers, and the dashboard's processes cost a search
-            # about 7 s on 2 cores (docs/benchmarks.md).
-            include_dashboard=args.dashboard or not local_mode_only(space, search.num_workers),
-            **logs,
-        )
+    # Train's clean-up of a run whose trial died asks the dashboard's State API; trials in local
+    # mode start no Train workers, and the dashboard's processes cost a search about 7 s on 2
+    # cores (docs/benchmarks.md).
+    start_ray(args.address, args.num_cpus, args.dashboard or not local_mode_only(space, search.num_workers), **logs)
     started = time.monotonic()
     try:
         cluster = ray.cluster_resources()
@@ -551,6 +545,24 @@ def _run(search: Search, args: argparse.Namespace, resume: bool, callbacks: Sequ
     if trackers is not None and trackers.tracking_uri:
         print(f"raydream: MLflow runs in {trackers.tracking_uri} (experiment {storage.name(experiment)})")
     return _finish(search, time.monotonic() - started, watch.reason, baselines), grid
+
+
+def start_ray(address: str | None, num_cpus: int | None, dashboard: bool, **init: Any) -> None:
+    """Join the Ray cluster at `address`, or else start a Ray instance of the search's own on
+    this machine: `num_cpus` CPUs (None: all) and the trial drivers' resource.
+
+    Without an address, `ray.init()` joins the cluster whose address `ray start` last left in
+    Ray's temporary directory, where one runs (and then refuses `num_cpus`); a search without
+    --address starts its own instance even then (address "local"), as --help says."""
+    import ray
+
+    if address:
+        ray.init(address=address, **init)
+        return
+    # A Train run watches for nodes being drained (spot preemption) with an actor of its own;
+    # the machine a local instance runs on is not preempted node by node.
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+    ray.init(address="local", num_cpus=num_cpus, resources={DRIVER_RESOURCE: 1000}, include_dashboard=dashboard, **init)
 
 
 def local_mode_only(space: SearchSpace | FamilySpace, num_workers: int) -> bool:
@@ -624,6 +636,31 @@ def local_resources(num_cpus: int | None) -> dict[str, float]:
 
     cpus = num_cpus or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     return {"CPU": float(cpus), "GPU": float(torch.cuda.device_count())}
+
+
+def check_cluster_address(address: str, source: str = "--address", timeout_s: float = 10.0) -> None:
+    """Refuse, before Ray starts, a cluster address (HOST:PORT of its head's GCS) that nothing
+    answers at within `timeout_s` seconds: `ray.init` tries an unreachable address again and
+    again for many minutes. 'auto' and Ray Client addresses (ray://...) are left to Ray.
+
+    Raises:
+        ConfigError: the address is not HOST:PORT, or no connection to it opened.
+    """
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.strip().rpartition(":")
+    host = host.strip("[]")  # an IPv6 address in brackets
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{source} {address!r}: expected HOST:PORT, the address `ray start --head` printed "
+                          f"(e.g. 10.0.0.1:6379), 'auto' (the cluster `ray start` started on this machine) or "
+                          f"ray://HOST:10001")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        why = f"no answer within {timeout_s:g} s" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise ConfigError(f"{source} {address}: no Ray cluster answers there ({why}); give the address "
+                          f"`ray start --head` printed (port 6379 by default), or leave --address out to start "
+                          f"Ray on this machine") from None
 
 
 def require_driver_resource(cluster: dict[str, float], address: str) -> None:
