@@ -618,6 +618,36 @@ def test_a_search_whose_trials_cannot_start_is_stopped_saying_what_they_wait_for
     assert pickle.loads(pickle.dumps(watch.stopper)) is again.stopper
 
 
+def test_the_time_budget_stops_a_search_once_no_reported_checkpoint_is_being_saved(monkeypatch):
+    # Tune takes a report's metrics, then saves its checkpoint in a task of its own; stopping
+    # the experiment in between (Tune's time_budget_s does) left the best trial with a score
+    # and no checkpoint.
+    from types import SimpleNamespace
+
+    import raydream.tuning.watch as watch_module
+    from raydream.tuning.watch import SAVE_GRACE_S, SearchStallWatch
+
+    now = [1000.0]
+    monkeypatch.setattr(watch_module.time, "monotonic", lambda: now[0])
+    watch = SearchStallWatch(limit_s=600.0, plan=plan_resources({"CPU": 2}, 1, 1), budget_s=30.0)
+    saving = SimpleNamespace(status="RUNNING", is_saving=True)
+    done = SimpleNamespace(status="TERMINATED", is_saving=False)
+    watch.callback.on_step_begin(0, [done, saving])
+    now[0] += 29.9
+    assert not watch.stopper.stop_all()  # within the budget
+    now[0] += 0.2
+    assert not watch.stopper.stop_all() and watch.reason is None  # past it, while a save is in flight
+    saving.is_saving = False
+    assert watch.stopper.stop_all()  # the save is in
+    saving.is_saving = True
+    now[0] += SAVE_GRACE_S
+    assert watch.stopper.stop_all()  # a save that never comes is not waited for
+    # without a budget (the --repeats runs), time alone never stops it
+    unbounded = SearchStallWatch(limit_s=600.0, plan=plan_resources({"CPU": 2}, 1, 1))
+    now[0] += 1e6
+    assert not unbounded.stopper.stop_all()
+
+
 def test_the_summary_sets_the_search_beside_the_baselines_and_a_synthetic_librarys_ceiling(capsys):
     from raydream.tuning.tuner import _summary
 

@@ -527,7 +527,8 @@ def _run(search: Search, args: argparse.Namespace, resume: bool, callbacks: Sequ
             setup = _read_once(setup, cluster, search.stall_timeout, args.verbose)
             if setup is None:
                 return STALLED, None
-        watch = SearchStallWatch(search.stall_timeout, plan, search, events=not args.verbose)
+        watch = SearchStallWatch(search.stall_timeout, plan, search, events=not args.verbose,
+                                 budget_s=search.time_budget)
         search.write()  # on --resume too: as this version writes it (with how its trials' configs resolve)
         if resume:
             # the search's callbacks and stopper, pickled in its experiment, unpickle as `watch`
@@ -711,7 +712,6 @@ def _new_tuner(search: Search, trainable_with_resources, plan: ResourcePlan, ver
             # --smoke search took 17 s instead of 87 s on 2 cores.
             reuse_actors=True,
             trial_dirname_creator=trial_dirname,
-            time_budget_s=search.time_budget,
             search_alg=_searcher(search, plan.max_concurrent, verbose),
             scheduler=ASHAScheduler(
                 time_attr="epoch",  # our own epoch counter: a resumed trial keeps its rungs

@@ -17,6 +17,10 @@ from raydream.tuning.plan import ResourcePlan, Search
 # cloudpickle copies what `python -m raydream.tune` defines, its `__main__`, by value.)
 _ACTIVE_WATCH: dict[str, "SearchStallWatch"] = {}
 
+# How long a search past its time budget waits for a trial to save the checkpoint it has
+# reported (a function trainable has already written it; the save hands Tune its path).
+SAVE_GRACE_S = 30.0
+
 
 def _active_watch_part(part: str):
     """The running search's callback or stopper; outside a search (Ray's ExperimentAnalysis
@@ -34,20 +38,25 @@ class SearchStallWatch:
 
     If trials are pending and none has run for `limit_s` seconds (their resources are held
     by something else: another search, or a cluster too small for them), the stopper ends
-    the search and `reason` says what the trials waited for. A trial that fails is printed
-    as one message (Tune's traceback goes to the trial's error.txt, and to the console with
-    -v). With `events` (the default verbosity), each trial's start, epochs and end are said
-    in a line each, as `search` defines them (its metric, epoch budget and time budget).
+    the search and `reason` says what the trials waited for. Once `budget_s` seconds have
+    passed since the watch was made, the stopper ends the search too (`out_of_time`). A
+    trial that fails is printed as one message (Tune's traceback goes to the trial's
+    error.txt, and to the console with -v). With `events` (the default verbosity), each
+    trial's start, epochs and end are said in a line each, as `search` defines them (its
+    metric and epoch budget).
     """
 
-    def __init__(self, limit_s: float, plan: ResourcePlan, search: Search | None = None, events: bool = False) -> None:
+    def __init__(self, limit_s: float, plan: ResourcePlan, search: Search | None = None, events: bool = False,
+                 budget_s: float | None = None) -> None:
         from ray.tune import Callback
         from ray.tune.stopper import Stopper
 
         watch = self
         self.limit_s, self.plan, self.search, self.events = limit_s, plan, search, events and search is not None
+        self.budget_s = budget_s
         self.reason: str | None = None
         self._waiting_since: float | None = None
+        self._trials: list = []  # Tune's own list of the search's trials, seen at each step
         self._started = time.monotonic()
         self._best: dict[str, float] = {}
         _ACTIVE_WATCH["watch"] = self
@@ -83,14 +92,28 @@ class SearchStallWatch:
                 return False
 
             def stop_all(self):
-                return watch.reason is not None
+                return watch.reason is not None or watch.out_of_time()
 
             def __reduce__(self):
                 return _active_watch_part, ("stopper",)
 
         self.callback, self.stopper = _Callback(), _Stopper()
 
+    def out_of_time(self) -> bool:
+        """Whether the time budget is spent, once no trial is saving a checkpoint it reported.
+
+        Tune saves a reported checkpoint in a task of its own after taking the report's
+        metrics, and stopping the experiment drops that task: a trial whose report came just
+        before the budget ran out would rank by its score but have no checkpoint (Tune's own
+        `time_budget_s` does that). A save is waited for at most SAVE_GRACE_S seconds.
+        """
+        if self.budget_s is None:
+            return False
+        over = time.monotonic() - self._started - self.budget_s
+        return over >= 0 and (over >= SAVE_GRACE_S or not any(t.is_saving for t in self._trials))
+
     def _observe(self, trials) -> None:
+        self._trials = trials
         waiting = any(t.status == "PENDING" for t in trials)
         running = any(t.status in ("RUNNING", "PAUSED") for t in trials)
         if not waiting or running:
@@ -138,7 +161,7 @@ class SearchStallWatch:
         scored = f", best val {METRIC_LABELS[self.search.metric]} {best:.4f}" if best is not None else ""
         if epoch >= self.search.max_epochs:
             self._say(trial, f"completed {epoch} epoch(s){scored}")
-        elif self.search.time_budget is not None and time.monotonic() - self._started >= self.search.time_budget:
+        elif self.budget_s is not None and time.monotonic() - self._started >= self.budget_s:
             self._say(trial, f"stopped at epoch {epoch} by the time budget{scored}")
         elif self.reason is not None:
             self._say(trial, f"stopped at epoch {epoch} with the search{scored}")
