@@ -102,6 +102,47 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path, dream_file):
     assert load_manifest(out)["options"]["val_fraction"] == 0.2 == manifest["options"]["val_fraction"]
 
 
+def test_a_signal_just_after_a_step_of_writing_the_dataset_leaves_nothing_partial(tmp_path, dream_file, monkeypatch):
+    # A signal lands at the next bytecode: here, right after a directory is made or renamed.
+    import os
+    from pathlib import Path
+
+    import raydream.data.prepare as prepare
+
+    class Signal(BaseException):
+        pass
+
+    out = tmp_path / "ds"
+    real_mkdir, real_rename = Path.mkdir, os.rename
+
+    def mkdir_then_signal(self, *args, **kwargs):
+        real_mkdir(self, *args, **kwargs)
+        if self.name.startswith(".ds.tmp-"):
+            raise Signal
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_then_signal)
+    with pytest.raises(Signal):
+        prepare_dataset(dream_file, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [dream_file.name]
+    monkeypatch.undo()
+
+    prepare_dataset(dream_file, out)
+    kept = (out / "manifest.json").read_text()
+    renames = []
+
+    def rename_then_signal(src, dst):
+        real_rename(src, dst)
+        renames.append(dst)
+        if len(renames) == 1:  # the dataset --overwrite replaces is moved aside, the new one not yet in
+            raise Signal
+
+    monkeypatch.setattr(prepare.os, "rename", rename_then_signal)
+    with pytest.raises(Signal):
+        prepare_dataset(dream_file, out, PrepareOptions(fractions=SplitFractions(0.2, 0.2)), overwrite=True)
+    assert (out / "manifest.json").read_text() == kept  # put back
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([dream_file.name, "ds"])
+
+
 def test_length_bounds_are_configurable(tmp_path):
     src = tmp_path / "short.txt"
     src.write_text("ACGTACGTAC\t1\nACGTACGTACGT\t2\n")

@@ -648,6 +648,30 @@ def test_the_time_budget_stops_a_search_once_no_reported_checkpoint_is_being_sav
     assert not unbounded.stopper.stop_all()
 
 
+def test_a_copy_of_tunes_state_that_lost_a_renamed_temporary_file_is_not_reported_as_an_error():
+    import logging
+
+    from raydream.tuning.tuner import superseded_state_copy
+
+    def record(err: BaseException) -> logging.LogRecord:
+        try:
+            raise err
+        except BaseException:
+            return logging.LogRecord("ray.tune.execution.experiment_state", logging.ERROR, __file__, 1,
+                                     "Saving experiment state to storage at 'x' failed with exception: ", None,
+                                     sys.exc_info())
+
+    # as two searches at once on 2 cores printed it
+    lost = FileNotFoundError("[Errno 2] Failed to open local file '/tmp/ray/session_x/artifacts/t/second/driver_"
+                             "artifacts/.3d7b8430-6feb-4d48-96b4-334483f665e6-tmp-basic-variant-state-2026-12-02_"
+                             "21-16-05.json'. Detail: [errno 2] No such file or directory")
+    assert not superseded_state_copy(record(lost))
+    # anything else that fails a copy is said
+    assert superseded_state_copy(record(FileNotFoundError("Failed to open local file '/data/results/x.json'")))
+    assert superseded_state_copy(record(PermissionError("[Errno 13] Permission denied: '/results'")))
+    assert superseded_state_copy(logging.LogRecord("ray", logging.ERROR, __file__, 1, "no exception", None, None))
+
+
 def test_the_summary_sets_the_search_beside_the_baselines_and_a_synthetic_librarys_ceiling(capsys):
     from raydream.tuning.tuner import _summary
 

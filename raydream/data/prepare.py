@@ -234,8 +234,8 @@ def prepare_dataset(
     check_output_dir(out, source, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_sibling(out)
-    tmp.mkdir()
-    try:
+    try:  # made inside: a signal that lands just after mkdir still finds it removed
+        tmp.mkdir()
         manifest = _write_shards(source, tmp, options, manifest_extra or {}, source_label)
         _replace_dir(tmp, out)
     except BaseException:
@@ -394,13 +394,21 @@ def prepare_synthetic(
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = _temporary_sibling(out)
+    """Move the finished dataset `tmp` to `out`; a dataset `out` held (--overwrite) is removed
+    once the new one is in place, and put back if the move stops half way (a signal between
+    the two renames)."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    old = _temporary_sibling(out)
+    try:
         os.rename(out, old)
-    os.rename(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        os.rename(tmp, out)
+    finally:
+        if out.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        elif old.exists():
+            os.rename(old, out)
 
 
 def load_manifest(root: str | os.PathLike, verify: bool = False) -> dict:

@@ -749,7 +749,7 @@ def build_parser():
 def main(argv=None) -> int:
     import os
     import shutil
-    import tempfile
+    import uuid
     from pathlib import Path
 
     import pandas as pd
@@ -794,10 +794,11 @@ def main(argv=None) -> int:
     chosen = sequences[: args.max_sequences]
 
     made = next((d for d in reversed(out.absolute().parents) if not d.exists()), None)  # the first we create
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # renamed into place at the end
+    staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}"  # renamed into place at the end
     done = False
-    try:
+    try:  # made inside: a signal that lands just after mkdir still finds them removed
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
         lines = _explain_bases(model, chosen, args, staging)
         if variants is not None:
             ref, alt, diff = variants
@@ -838,9 +839,7 @@ def main(argv=None) -> int:
             plot_embedding(panels, staging / "embedding.png")
             lines.append("t-SNE map of the penultimate layer: embedding.png (" +
                          ", ".join(f"{t} {len(v):,} rows" for t, _, v in panels) + ")")
-        if out.exists():
-            out.rmdir()  # empty: checked above
-        os.replace(staging, out)
+        os.replace(staging, out)  # over an empty `out` (checked above), in one step
         done = True
     finally:
         if staging.exists():

@@ -230,8 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out}: exists and is not a directory")
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    try:
+    try:  # made inside: a signal that lands just after mkdir still finds it removed
+        out.mkdir(parents=True, exist_ok=True)
         # Every figure is drawn into a staging directory first and moved into place only when
         # all are drawn: a failure leaves no figure of this run behind.
         with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as staging:

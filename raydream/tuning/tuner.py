@@ -40,6 +40,7 @@ import json
 import logging
 import math
 import os
+import re
 import socket
 import sys
 import time
@@ -506,6 +507,8 @@ def _run(search: Search, args: argparse.Namespace, resume: bool, callbacks: Sequ
     # cores (docs/benchmarks.md).
     start_ray(args.address, args.num_cpus, args.dashboard or not local_mode_only(space, search.num_workers), **logs)
     started = time.monotonic()
+    state_logs = logging.getLogger("ray.tune.execution.experiment_state")
+    state_logs.addFilter(superseded_state_copy)
     try:
         cluster = ray.cluster_resources()
         if args.address:
@@ -542,10 +545,28 @@ def _run(search: Search, args: argparse.Namespace, resume: bool, callbacks: Sequ
             watch = SearchStallWatch(search.stall_timeout, plan, search, events=not args.verbose)
             _run_repeats(search, setup, plan, args.verbose, watch, trackers() if trackers else [])
     finally:
+        state_logs.removeFilter(superseded_state_copy)
         ray.shutdown()
     if trackers is not None and trackers.tracking_uri:
         print(f"raydream: MLflow runs in {trackers.tracking_uri} (experiment {storage.name(experiment)})")
     return _finish(search, time.monotonic() - started, watch.reason, baselines), grid
+
+
+# A temporary file of Tune's own experiment state (".<uuid>-tmp-<name>", renamed once written)
+_TUNE_TEMP_FILE = re.compile(r"/\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-tmp-[^/']*'")
+
+
+def superseded_state_copy(record: logging.LogRecord) -> bool:
+    """A logging filter: False for Tune's error that copying the experiment's state to its
+    storage path failed because one of Tune's temporary files was gone.
+
+    Tune writes its searcher's state (a temporary file, then renamed) while the previous
+    copy of its state directory runs in the background; a copy that listed the temporary
+    file before the rename fails, printing an ERROR and a traceback. A later copy carries
+    the renamed file: Tune copies its state again within seconds, and once more at the end
+    of the search, waiting for that one (seen with two searches at once on 2 cores)."""
+    err = record.exc_info[1] if record.exc_info else None
+    return not (isinstance(err, FileNotFoundError) and _TUNE_TEMP_FILE.search(str(err)))
 
 
 def start_ray(address: str | None, num_cpus: int | None, dashboard: bool, **init: Any) -> None:
