@@ -407,13 +407,32 @@ def test_repeats_train_the_top_configs_as_sampled_with_the_next_seeds(tmp_path):
     assert points[2]["lightgbm"] == trees
 
 
+def test_a_search_whose_time_budget_ran_out_before_any_trial_says_so_and_repeats_nothing(tmp_path, capsys):
+    # On a loaded machine, Ray and the first trial's process can take longer than a short budget.
+    from raydream.core.errors import RayDreamError
+    from raydream.tuning.plan import Search
+    from raydream.tuning.tuner import _finish, repeat_points
+
+    search = Search(space=load_space("random_forest"), data=str(tmp_path), experiment_dir=str(tmp_path / "budget"),
+                    num_samples=200, max_epochs=2, grace_period=1, reduction_factor=2, seed=0, repeats=2,
+                    time_budget=30.0, metric="val_mse")
+    search.write()
+    assert repeat_points(search) == []
+    with pytest.raises(RayDreamError, match=r"^the time budget \(30 s\) ran out before any trial reported a "
+                                            r"validation score; give a larger --time-budget"):
+        _finish(search, elapsed=31.0)
+    assert "Trials ranked by best validation MSE:" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "budget" / "ranked_trials.csv")
+    assert table.empty and {"trial", "best_val_mse", "checkpoint"} <= set(table.columns)
+
+
 @pytest.mark.ray
 @pytest.mark.timeout(200)
 def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_from_files(tmp_path, capsys):
     # A random-forest trial is one process, which Tune reuses for the next trial (networks and
-    # LightGBM run as Train runs in tests/test_multinode.py). 200 trials take well over 30 s, and
-    # the budget lets at least 3 finish on a busy machine (only one finished in 12 s beside the
-    # searches of tests/test_multinode.py).
+    # LightGBM run as Train runs in tests/test_multinode.py). 200 trials take well over 30 s;
+    # how many finish in 30 s depends on the machine's load (2, in one run of the suite on 2 cores),
+    # so what depends on the top 3 is checked for as many as there are.
     # Ranked by MSE, lower is better: ASHA, the kept checkpoints, the table and the summary.
     # Then the top 3 configurations are trained again with 2 other seeds each.
     # Run through the Python API, with a Tune callback of the caller's and MLflow logging.
@@ -449,8 +468,9 @@ def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_f
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("budget").experiment_id])
     scored = [r for r in grid if r.metrics and "val_mse" in r.metrics]
-    assert len(runs) >= len(scored) + 6
-    assert sum("val_mse" in r.data.metrics for r in runs) >= len(scored) + 6
+    top = min(3, len(scored))  # the configurations trained again by --repeats 2
+    assert len(runs) >= len(scored) + 2 * top
+    assert sum("val_mse" in r.data.metrics for r in runs) >= len(scored) + 2 * top
     assert "up to 1 trial(s) at a time" in done.out and ", by val_mse (min)\n" in done.out
     table = pd.read_csv(tmp_path / "results" / "budget" / "ranked_trials.csv")
     assert 1 <= len(table) < 200
@@ -469,9 +489,12 @@ def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_f
     assert re.search(r"\n  training mean +R\^2 -?0\.0[0-9]+, Pearson r -, Spearman rho -, MSE ", done.out)
     assert re.search(rf"the best trial (beats|does not beat) the k-mer ridge by MSE: {number} against {number}",
                      done.out)
-    assert len(table) >= 3 and "\n  mean of the top 3 checkpoints  R^2 " in done.out
-    assert re.search(rf"the mean of the top 3 checkpoints (beats|does not beat) the k-mer ridge by MSE: {number}",
-                     done.out)
+    if top == 3:  # three checkpoints on disk: their mean prediction is scored too
+        assert "\n  mean of the top 3 checkpoints  R^2 " in done.out
+        assert re.search(rf"the mean of the top 3 checkpoints (beats|does not beat) the k-mer ridge by MSE: "
+                         rf"{number}", done.out)
+    else:
+        assert "mean of the top" not in done.out
     # The table is rebuilt from the experiment's files, without Ray, the same way.
     from raydream.results.table import experiment_table
 
@@ -486,14 +509,14 @@ def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_f
     from raydream.results.table import repeat_runs
 
     runs = repeat_runs(tmp_path / "results" / "budget", "val_mse")
-    assert sorted(runs["repeat_of"]) == sorted(table["trial"].head(3).tolist() * 2)
+    assert sorted(runs["repeat_of"]) == sorted(table["trial"].head(top).tolist() * 2)
     assert (runs["status"] == "completed").all() and runs["best_val_mse"].notna().all()
     for trial, group in runs.groupby("repeat_of"):
         configs = [json.loads((Path(c).parent / "params.json").read_text()) for c in group["checkpoint"]]
         assert sorted(c["train"]["seed"] for c in configs) == [1, 2]
         assert all(c["model_config"] == configs[0]["model_config"] for c in configs)
     summary = pd.read_csv(tmp_path / "results" / "budget" / "repeats.csv", dtype={"trial": str})
-    assert summary["trial"].tolist() == table["trial"].head(3).tolist() and (summary["seeds"] == 2).all()
+    assert summary["trial"].tolist() == table["trial"].head(top).tolist() and (summary["seeds"] == 2).all()
     assert summary["mean_val_mse"].tolist() == pytest.approx(runs.groupby("repeat_of")["best_val_mse"].mean()
                                                              [summary["trial"]].tolist())
     assert summary["sd_test_mse"].notna().all()

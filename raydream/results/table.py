@@ -134,13 +134,13 @@ def rank_trials(records: list[TrialRecord], hyperparameters: list[str], max_epoc
         row["status"] = _status(record, epochs, max_epochs)
         row["failures"] = record.failures
         rows.append(row)
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    table = sort_best_first(table, column).reset_index(drop=True)
-    table.insert(0, "rank", range(1, len(table) + 1))
     order = ["rank", "trial", *names.values(), column, "best_epoch", *others,
              "epochs", "status", "failures", "checkpoint"]
+    table = pd.DataFrame(rows)
+    if table.empty:  # no trial yet: the columns, so that a reader can select what it looks for
+        return pd.DataFrame(columns=[c for c in order if c != "failures"])
+    table = sort_best_first(table, column).reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
     if not table["failures"].any():
         order.remove("failures")
     return table[[c for c in order if c in table.columns]]

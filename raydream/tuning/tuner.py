@@ -832,6 +832,8 @@ def _run_repeats(search: Search, setup, plan: ResourcePlan, verbose: int, watch:
         tuner = tune.Tuner.restore(directory, runs, resume_unfinished=True)
     else:
         points = repeat_points(search)
+        if not points:  # no trial reported a score (the time budget ran out first): `_finish` says so
+            return
         say(f"training the top {len(points) // search.repeats} configuration(s) again with {search.repeats} other "
             f"seed(s) each: {directory}")
         tuner = tune.Tuner(
@@ -899,6 +901,9 @@ def _finish(search: Search, elapsed: float, stalled: str | None = None,
         say(f"search interrupted with {unfinished} trial(s) unfinished; continue it with:\n"
             f"  python -m raydream.tune --resume {experiment}")
         return INTERRUPTED
+    if not scored and out_of_time:
+        raise RayDreamError(f"the time budget ({search.time_budget:g} s) ran out before any trial reported a "
+                            f"validation score; give a larger --time-budget (see {experiment})")
     if not scored:
         raise RayDreamError(f"no trial reported a validation score; see {experiment}")
     print(f"best trial: {best['trial']} (val {label} {best[best_column(search.metric)]:.4f} at epoch "
