@@ -15,11 +15,6 @@ os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
 # Object-store tests talk to a local moto S3 server (see `s3_uri`). These fake credentials are
 # set before any Ray node starts, so Ray's workers, which inherit this environment, use them.
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_EC2_METADATA_DISABLED="true")
-# Ray runs its workers (trial processes, Train workers, Data tasks) at niceness 15 under the
-# process that started it. The suite runs in two processes (pyproject.toml): the CPU-bound tests
-# of one, at niceness 0, left the Ray workers of the other's searches almost no CPU (a 30 s
-# random-forest search finished 2 trials, or none). At 0 they share the cores evenly.
-os.environ.setdefault("RAY_worker_niceness", "0")
 
 LEFT_FLANK = "TGCATTTTTTTCACATC"
 RIGHT_FLANK = "GGTTACGGCTGTT"

@@ -421,7 +421,7 @@ def test_a_search_whose_time_budget_ran_out_before_any_trial_says_so_and_repeats
     with pytest.raises(RayDreamError, match=r"^the time budget \(30 s\) ran out before any trial reported a "
                                             r"validation score; give a larger --time-budget"):
         _finish(search, elapsed=31.0)
-    assert "Trials ranked by best validation MSE:" in capsys.readouterr().out
+    assert "Trials ranked by best validation MSE:\n(no trials)\n" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "budget" / "ranked_trials.csv")
     assert table.empty and {"trial", "best_val_mse", "checkpoint"} <= set(table.columns)
 
@@ -430,9 +430,10 @@ def test_a_search_whose_time_budget_ran_out_before_any_trial_says_so_and_repeats
 @pytest.mark.timeout(200)
 def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_from_files(tmp_path, capsys):
     # A random-forest trial is one process, which Tune reuses for the next trial (networks and
-    # LightGBM run as Train runs in tests/test_multinode.py). 200 trials take well over 30 s;
-    # how many finish in 30 s depends on the machine's load (2, in one run of the suite on 2 cores),
-    # so what depends on the top 3 is checked for as many as there are.
+    # LightGBM run as Train runs in tests/test_multinode.py). 200 trials take well over 45 s.
+    # How many finish in the budget depends on the machine's load: Ray runs the trial's process at
+    # niceness 15, below the searches of the other test process (2 finished in 30 s in one run of
+    # the suite on 2 cores), so what depends on the top 3 is checked for as many as there are.
     # Ranked by MSE, lower is better: ASHA, the kept checkpoints, the table and the summary.
     # Then the top 3 configurations are trained again with 2 other seeds each.
     # Run through the Python API, with a Tune callback of the caller's and MLflow logging.
@@ -448,7 +449,7 @@ def test_a_random_forest_search_ends_at_its_time_budget_and_its_table_rebuilds_f
             self.trials.add(trial.trial_id)
 
     reported = Reported()
-    grid = raydream.search("random_forest", smoke=True, num_samples=200, time_budget=30, max_concurrent=1,
+    grid = raydream.search("random_forest", smoke=True, num_samples=200, time_budget=45, max_concurrent=1,
                            metric="val_mse", repeats=2, storage_path=tmp_path / "results", name="budget",
                            log=["mlflow"], callbacks=[reported])
     done = capsys.readouterr()

@@ -172,6 +172,8 @@ def format_table(table: pd.DataFrame, with_checkpoint: bool = False, width: int 
     width: the longest line wanted. A wider table is cut into blocks of columns, one under
     the other, each beginning with the columns that name the row (rank, trial, family).
     """
+    if table.empty:
+        return "(no trials)"
     shown = (table if with_checkpoint else table.drop(columns=["checkpoint"], errors="ignore")).map(_cell)
     text = shown.to_string(index=False)
     if width is None or max(map(len, text.splitlines()), default=0) <= width:
