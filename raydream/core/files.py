@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import uuid
 from pathlib import Path
 from typing import Iterable
 
@@ -27,6 +28,12 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def temporary_sibling(target: Path) -> Path:
+    """A new hidden name beside `target` (".NAME.tmp-XXXXXXXX") for what is built there and
+    renamed to `target` once whole, or for what `target` held while it is replaced."""
+    return target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
 
 
 def require_regular_file(path: str | os.PathLike, what: str = "file") -> Path:

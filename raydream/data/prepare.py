@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import tempfile
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -38,7 +37,7 @@ from raydream import __version__
 from raydream.data.dream import DreamReader, RowRules, file_sha256
 from raydream.data.splits import SPLIT_BY, SPLITS, SplitFractions, assign_splits
 from raydream.core.errors import DataError
-from raydream.core.files import check_writable_location, is_within, require_regular_file
+from raydream.core.files import check_writable_location, is_within, require_regular_file, temporary_sibling
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +207,6 @@ def _prepare_to_store(source: str | os.PathLike, out: str, options: PrepareOptio
     return manifest
 
 
-def _temporary_sibling(target: Path) -> Path:
-    return target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-
-
 def prepare_dataset(
     source: str | os.PathLike,
     out: str | os.PathLike,
@@ -233,7 +228,7 @@ def prepare_dataset(
     source, out = Path(source), Path(out)
     check_output_dir(out, source, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(out)
+    tmp = temporary_sibling(out)
     try:  # made inside: a signal that lands just after mkdir still finds it removed
         tmp.mkdir()
         manifest = _write_shards(source, tmp, options, manifest_extra or {}, source_label)
@@ -400,7 +395,7 @@ def _replace_dir(tmp: Path, out: Path) -> None:
     if not out.exists():
         os.rename(tmp, out)
         return
-    old = _temporary_sibling(out)
+    old = temporary_sibling(out)
     try:
         os.rename(out, old)
         os.rename(tmp, out)

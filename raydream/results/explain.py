@@ -749,13 +749,12 @@ def build_parser():
 def main(argv=None) -> int:
     import os
     import shutil
-    import uuid
     from pathlib import Path
 
     import pandas as pd
 
     from raydream.core.errors import DataError
-    from raydream.core.files import refuse_overwriting_inputs
+    from raydream.core.files import refuse_overwriting_inputs, temporary_sibling
     from raydream.results.inference import load_model, resolve_device
     from raydream.results.predict import best_checkpoints
 
@@ -794,7 +793,7 @@ def main(argv=None) -> int:
     chosen = sequences[: args.max_sequences]
 
     made = next((d for d in reversed(out.absolute().parents) if not d.exists()), None)  # the first we create
-    staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}"  # renamed into place at the end
+    staging = temporary_sibling(out)  # renamed into place at the end
     done = False
     try:  # made inside: a signal that lands just after mkdir still finds them removed
         out.parent.mkdir(parents=True, exist_ok=True)
